@@ -1,0 +1,32 @@
+# Every target creates .venv and installs what it needs when missing, so `make demo` and
+# `make test` each work as the first command on a machine with only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing claude-compliance-logs and its tool and test dependencies into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[tool,test]' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import collector, ccl, httpx, click" || (echo "installation failed" >&2; exit 1)
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(PY) -m ccl.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/collector.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,21 @@
+"""ccl: the claude-compliance-logs tool (collect, simulate, normalize, validate, test, deploy)."""
+
+import sys
+
+# Imported by `ccl` but not by the collector's base install.
+TOOL_DEPENDENCIES = {"click", "ruamel", "jsonschema", "vrl_python", "maxminddb"}
+
+
+def main() -> None:
+    """Console-script entry point; explains the missing extra instead of a traceback."""
+    try:
+        from ccl.cli import cli
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TOOL_DEPENDENCIES:
+            raise
+        sys.stderr.write(
+            f"ccl needs the tool extra ({exc.name} is missing): pip install 'claude-compliance-logs[tool]'\n"
+            "The collector alone runs as: python -m collector\n"
+        )
+        sys.exit(2)
+    cli()

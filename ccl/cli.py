@@ -1,0 +1,79 @@
+"""The `ccl` command line: parses options and delegates; no logic lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from collector import __version__
+from collector import cli as collector_cli
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claude-compliance-logs")
+def cli() -> None:
+    """claude-compliance-logs: collect Anthropic's Compliance API Activity Feed into Vector and Datadog.
+
+    \b
+    Start here:
+      ccl simulate --port 8900 --scenario sso-brute-force   # a fake API on 127.0.0.1
+      ccl collect --once                                    # read the feed once, NDJSON on stdout
+      ccl status                                            # where the collector stands
+    """
+
+
+@cli.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def collect(args: tuple[str, ...]) -> None:
+    """Read the Activity Feed to stdout, one activity per line (same as `python -m collector`).
+
+    Run `ccl collect --help` for every option.
+    """
+    sys.exit(collector_cli.collect_main(list(args), "ccl collect"))
+
+
+@cli.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def backfill(args: tuple[str, ...]) -> None:
+    """Walk older activities between --since and --until, resumably.
+
+    Run `ccl backfill --help` for every option.
+    """
+    sys.exit(collector_cli.backfill_main(list(args), "ccl backfill"))
+
+
+@cli.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def status(args: tuple[str, ...]) -> None:
+    """Describe a collector's state directory: cursor age, last success and error, counts."""
+    sys.exit(collector_cli.status_main(list(args), "ccl status"))
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8900, show_default=True,
+              help="port on 127.0.0.1 (0 picks a free one)")
+@click.option("--seed", type=int, default=0, show_default=True, help="same seed, same organization and history")
+@click.option("--rate", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="background activities per second")
+@click.option("--history", default="2h", show_default=True, help="how much past activity exists at start")
+@click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
+              help="attack story to place on the timeline (repeatable; 'all' for every one)")
+@click.option("--faults", default="", metavar="SPEC",
+              help="e.g. '429=0.1,503@3,drop@5-6,not-enabled'; see `ccl simulate --list-faults`")
+@click.option("--late-fraction", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="share of activities indexed late (up to the documented minute)")
+@click.option("--rate-limit", type=click.IntRange(min=1), default=600, show_default=True,
+              help="requests per minute before 429")
+@click.option("--list-faults", is_flag=True, help="list fault kinds and scenarios, then exit")
+def simulate(**options: object) -> None:
+    """Serve a fake Compliance API on 127.0.0.1 that keeps the real contract."""
+    from ccl.commands.simulate import run_simulate
+
+    sys.exit(run_simulate(**options))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,66 @@
+"""`ccl simulate`: run the fake Compliance API in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+
+from ccl.simulator import FaultPlan, FaultSpecError, Simulator
+from ccl.simulator.faults import KINDS
+from ccl.simulator.scenarios import SCENARIOS, describe
+from collector.timeparse import TimeFormatError, parse_duration
+
+EXAMPLE_KEY = "sk-ant-api01-simulator-0000000000000000"
+
+
+def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tuple[str, ...], faults: str,
+                 late_fraction: float, rate_limit: int, list_faults: bool) -> int:
+    if list_faults:
+        print("fault kinds (--faults KIND, KIND=probability, KIND@N or KIND@N-M, comma-separated):")
+        for kind, meaning in KINDS.items():
+            print(f"  {kind:<20} {meaning}")
+        print("\nscenarios (--scenario NAME):")
+        for name, text in describe().items():
+            print(f"  {name:<20} {text}")
+        return 0
+    try:
+        history_seconds = parse_duration(history)
+        plan = FaultPlan.parse(faults, seed)
+        names = list(SCENARIOS) if "all" in scenarios else list(scenarios)
+        simulator = Simulator(seed=seed, rate=rate, history=history_seconds, scenarios=names, faults=plan,
+                              late_fraction=late_fraction, rate_limit=rate_limit)
+    except (TimeFormatError, FaultSpecError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        simulator.start(port)
+    except OSError as error:
+        print(f"error: cannot listen on 127.0.0.1:{port}: {error.strerror}; try another --port, or 0",
+              file=sys.stderr)
+        return 2
+    _announce(simulator, names, faults)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    simulator.stop()
+    print(f"simulator stopped after {simulator.api.requests_seen} requests", file=sys.stderr)
+    return 0
+
+
+def _announce(simulator: Simulator, scenarios: list[str], faults: str) -> None:
+    lines = [
+        f"Compliance API simulator listening on {simulator.url}",
+        f"  {len(simulator.store):,} activities in history, {simulator.rate:g} new per second"
+        + (f", scenarios: {', '.join(scenarios)}" if scenarios else "")
+        + (f", faults: {faults}" if faults else ""),
+        "  any key starting with sk-ant-api01- or sk-ant-admin01- is accepted; try:",
+        f"    export CCL_API_URL={simulator.url} ANTHROPIC_COMPLIANCE_KEY={EXAMPLE_KEY}",
+        "    ccl collect --once --state-dir /tmp/ccl-state | head",
+        "  Ctrl-C stops it.",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+

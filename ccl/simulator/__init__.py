@@ -1,0 +1,6 @@
+"""A faithful fake of the Compliance API, for the demo, the tests and the benchmarks."""
+
+from ccl.simulator.faults import FaultPlan, FaultSpecError
+from ccl.simulator.server import Simulator
+
+__all__ = ["FaultPlan", "FaultSpecError", "Simulator"]

@@ -1,0 +1,117 @@
+"""`backfill`: walks older activities between two instants, resumably, to stdout."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from collector.api import PAGE_LIMIT
+from collector.errors import EXIT_OK, CollectorError, ShutdownRequested, UsageError
+from collector.log import JsonLog
+from collector.output import NdjsonOutput
+from collector.runner import Session
+from collector.settings import Settings
+from collector.timeparse import format_rfc3339, parse_created_at
+
+BACKFILL_FILE = "backfill.json"
+
+
+def run_backfill(settings: Settings, log: JsonLog, stdout: BinaryIO | None = None,
+                 progress_stream: TextIO | None = None) -> int:
+    session: Session | None = None
+    try:
+        session = Session(settings, log, "backfill.lock")
+        session.shutdown.install()
+        return _backfill(session, stdout or sys.stdout.buffer, progress_stream or sys.stderr)
+    except ShutdownRequested as stop:
+        log.info("backfill stopped by signal; run the same command to resume", signal=str(stop))
+        return EXIT_OK
+    except CollectorError as error:
+        log.error(str(error), request_id=getattr(error, "request_id", None))
+        return error.exit_code
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _backfill(session: Session, stdout: BinaryIO, progress_stream: TextIO) -> int:
+    settings, log = session.settings, session.log
+    job_path = settings.state_dir / BACKFILL_FILE
+    job = _load_or_start(session, job_path)
+    if job["done"]:
+        log.info("this backfill is already complete; pass --restart to run it again",
+                 since=job["since"], until=job["until"], emitted=job["emitted"])
+        return EXIT_OK
+    output = NdjsonOutput(stdout)
+    progress = Progress(progress_stream, job)
+    base = [*settings.filters, ("created_at.gte", job["since"]), ("created_at.lt", job["until"]),
+            ("limit", str(PAGE_LIMIT))]
+    while not job["done"]:
+        params = base + ([("after_id", job["after_id"])] if job["after_id"] else [])
+        page = session.client.list_activities(params, settings.max_retry_time)
+        with session.shutdown.critical():
+            output.write_page(page.activities)
+            job["emitted"] += len(page.activities)
+            job["pages"] += 1
+            if page.activities:
+                job["reached"] = page.activities[-1].get("created_at") or job.get("reached")
+            job["after_id"] = page.last_id if page.has_more else job["after_id"]
+            job["done"] = not page.has_more
+            session.state_dir.write_json(job_path, job)
+        progress.update(job)
+    progress.finish()
+    log.info("backfill complete", since=job["since"], until=job["until"], emitted=job["emitted"],
+             pages=job["pages"], requests=session.client.requests_sent, request_id=session.client.last_request_id)
+    return EXIT_OK
+
+
+def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
+    settings = session.settings
+    wanted = {"since_arg": settings.since_text, "until_arg": settings.until_text,
+              "filters": [list(item) for item in settings.filters]}
+    job = session.state_dir.read_json(job_path)
+    if job is not None and not settings.restart:
+        if not isinstance(job, dict) or not {"since", "until", "after_id", "done", "emitted"} <= set(job):
+            raise UsageError(f"{job_path} is not a backfill record; move it aside or pass --restart")
+        if {key: job.get(key) for key in wanted} != wanted:
+            raise UsageError(
+                f"{job_path} holds another backfill ({job.get('since_arg')} .. {job.get('until_arg') or 'start'}, "
+                f"{'complete' if job['done'] else 'unfinished'}, {job['emitted']} emitted): run that same command "
+                "to resume it, or pass --restart to discard it"
+            )
+        if not job["done"]:
+            session.log.info("resuming backfill", since=job["since"], until=job["until"], emitted=job["emitted"])
+        return job
+    until = settings.until or datetime.now(UTC)
+    return {**wanted, "since": format_rfc3339(settings.since), "until": format_rfc3339(until),
+            "after_id": None, "done": False, "emitted": 0, "pages": 0, "reached": None,
+            "started_at": time.time()}
+
+
+class Progress:
+    """One self-rewriting line on a terminal; nothing when stderr is not one (logs say enough)."""
+
+    def __init__(self, stream: TextIO, job: dict[str, Any]):
+        self._stream = stream
+        self._enabled = getattr(stream, "isatty", lambda: False)()
+        self._since = parse_created_at(job["since"]) or 0.0
+        self._until = parse_created_at(job["until"]) or 0.0
+
+    def update(self, job: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        reached = parse_created_at(job.get("reached")) if job.get("reached") else None
+        share = ""
+        if reached is not None and self._until > self._since:
+            share = f" {min(100.0, 100 * (self._until - reached) / (self._until - self._since)):5.1f}%"
+        self._stream.write(f"\rbackfill:{share}  {job['emitted']:,} activities, {job['pages']:,} pages, "
+                           f"reached {job.get('reached') or '-'}   ")
+        self._stream.flush()
+
+    def finish(self) -> None:
+        if self._enabled:
+            self._stream.write("\n")
+            self._stream.flush()

@@ -1,0 +1,267 @@
+"""Command-line options and environment, read into one typed object.
+
+`python -m collector` and `ccl collect` share this parser, so the two take exactly the same options.
+Secrets are never options: the key comes from `ANTHROPIC_COMPLIANCE_KEY` or a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from collector import __version__
+from collector.errors import UsageError
+from collector.timeparse import TimeFormatError, parse_duration, parse_instant
+
+KEY_ENV = "ANTHROPIC_COMPLIANCE_KEY"
+API_URL_ENV = "CCL_API_URL"
+STATE_DIR_ENV = "CCL_STATE_DIR"
+DEFAULT_API_URL = "https://api.anthropic.com"
+COMPLIANCE_KEY_PREFIXES = ("sk-ant-admin01-", "sk-ant-api01-")
+
+
+def default_state_dir() -> Path:
+    """$CCL_STATE_DIR, else the XDG state directory."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "claude-compliance-logs"
+
+
+@dataclass
+class Settings:
+    api_url: str
+    state_dir: Path
+    key_file: Path | None
+    since: datetime
+    overlap: float
+    reconcile_every: float
+    interval: float
+    once: bool
+    max_rpm: int
+    replay_on_start: float | None
+    max_retry_time: float
+    refused_retry: float
+    request_timeout: float
+    log_level: str
+    log_format: str
+    filters: list[tuple[str, str]] = field(default_factory=list)
+    until: datetime | None = None
+    restart: bool = False
+    since_text: str = ""
+    until_text: str = ""
+
+    def read_key(self) -> str:
+        """The key, from --key-file (read again on each call, so a rotated file is picked up) or env."""
+        if self.key_file is not None:
+            try:
+                key = self.key_file.read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read --key-file {self.key_file}: {exc.strerror}") from None
+            source = f"--key-file {self.key_file}"
+        else:
+            key = os.environ.get(KEY_ENV, "").strip()
+            source = KEY_ENV
+        if not key:
+            raise UsageError(
+                f"no Compliance API key: set {KEY_ENV} or pass --key-file PATH "
+                "(a key is never accepted as a command-line argument)"
+            )
+        if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+            raise UsageError(f"the key in {source} contains spaces, line breaks or non-ASCII characters")
+        return key
+
+    def key_warnings(self, key: str) -> list[str]:
+        warnings = []
+        if not key.startswith(COMPLIANCE_KEY_PREFIXES):
+            warnings.append(
+                "the key does not start with sk-ant-api01- (Compliance Access Key) or sk-ant-admin01- (Admin "
+                "key); the API will likely refuse it"
+            )
+        if self.key_file is not None:
+            try:
+                mode = self.key_file.stat().st_mode
+            except OSError:
+                mode = 0
+            if mode & (stat.S_IRGRP | stat.S_IROTH):
+                warnings.append(f"--key-file {self.key_file} is readable by other users; chmod 600 it")
+        return warnings
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except TimeFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_duration(text: str) -> float:
+    value = _duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than zero")
+    return value
+
+
+def _instant_text(text: str) -> str:
+    try:
+        parse_instant(text)
+    except TimeFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+
+COLLECT_DESCRIPTION = """\
+Reads the Compliance API Activity Feed (GET /v1/compliance/activities) and writes each activity
+to stdout as one JSON line, exactly as the API returned it. Logs go to stderr as JSON lines.
+Run it as Vector's exec source (streaming mode), or by hand with --once.
+
+The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an argument.
+"""
+
+COLLECT_EPILOG = """\
+exit codes:
+  0  done (--once), or stopped by SIGTERM/SIGINT after saving
+  1  failed while running (API kept failing, stdout closed, ...)
+  2  usage or bad input (options, missing key, corrupt or locked state)
+  3  refused by the API: bad key (401/404), missing scope (403), Compliance API not enabled (400)
+     (in follow mode a refusal is logged as ERROR and retried every --refused-retry instead)
+
+examples:
+  ANTHROPIC_COMPLIANCE_KEY=sk-ant-api01-... python -m collector --once --state-dir ./state
+  python -m collector --key-file /etc/vector/anthropic.key --state-dir /var/lib/vector/claude
+"""
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key-file", type=Path, metavar="PATH",
+                        help=f"read the key from this file instead of ${KEY_ENV}")
+    parser.add_argument("--api-url", default=os.environ.get(API_URL_ENV, DEFAULT_API_URL), metavar="URL",
+                        help=f"API base URL (env {API_URL_ENV}; default {DEFAULT_API_URL}). ANTHROPIC_BASE_URL, which "
+                        "SDKs use for gateways, is deliberately not read")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        default=default_state_dir(),
+                        help=f"where the cursor and recent ids are kept (env {STATE_DIR_ENV}; default %(default)s)")
+    parser.add_argument("--organization-id", action="append", default=[], metavar="ID",
+                        help="only this organization (org_... or UUID); repeatable")
+    types = parser.add_mutually_exclusive_group()
+    types.add_argument("--activity-type", action="append", default=[], metavar="TYPE",
+                       help="only this activity type; repeatable")
+    types.add_argument("--exclude-activity-type", action="append", default=[], metavar="TYPE",
+                       help="every type but this one; repeatable")
+    parser.add_argument("--max-rpm", type=_non_negative_int, default=60, metavar="N",
+                        help="requests per minute this collector may send (default 60; the org-wide 600/min is shared "
+                        "by every key and tool; 0 = no budget)")
+    parser.add_argument("--request-timeout", type=_positive_duration, default=60.0, metavar="SECONDS",
+                        help="timeout of one HTTP request (default 60)")
+    parser.add_argument("--max-retry-time", type=_positive_duration, default=300.0, metavar="DURATION",
+                        help="--once and backfill: give up after retrying this long, exit 1 (default 5m); "
+                        "follow mode retries forever")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="default INFO")
+    parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
+                        help="auto (default): text on a terminal, JSON lines otherwise (what Vector reads)")
+    parser.add_argument("--version", action="version", version=f"claude-compliance-logs {__version__}")
+
+
+def collect_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=COLLECT_DESCRIPTION, epilog=COLLECT_EPILOG,
+                                     formatter_class=_Formatter)
+    add_connection_options(parser)
+    parser.add_argument("--once", action="store_true",
+                        help="catch up to the present (with the overlap re-poll), save, exit 0")
+    parser.add_argument("--interval", type=_positive_duration, default=15.0, metavar="SECONDS",
+                        help="follow mode: pause between polls (default 15)")
+    parser.add_argument("--since", type=_instant_text, default="1h", metavar="TIME",
+                        help="first run only (empty state): start here; RFC 3339 or a duration ago like 2h "
+                        "(default 1h)")
+    parser.add_argument("--overlap", type=_positive_duration, default=900.0, metavar="DURATION",
+                        help="how far back the re-poll for late-indexed activities reads (default 15m)")
+    parser.add_argument("--reconcile-every", type=_positive_duration, default=300.0, metavar="DURATION",
+                        help="how often the overlap re-poll runs in follow mode (default 5m; every --once run "
+                        "does one)")
+    parser.add_argument("--replay-on-start", type=_positive_duration, default=None, metavar="DURATION",
+                        help="re-emit this much recent history once at start, for operators who prefer duplicates "
+                        "to the small window an abrupt Vector crash can lose (default off)")
+    parser.add_argument("--refused-retry", type=_positive_duration, default=300.0, metavar="DURATION",
+                        help="follow mode: after a refusal (401/403/404/not enabled), retry this slowly (default 5m)")
+    return parser
+
+
+BACKFILL_DESCRIPTION = """\
+Walks older activities between --since and --until (newest first, by cursor) and writes them to
+stdout with the same one-activity-per-line contract. Progress is saved after every page: run the
+same command again to resume. It does not deduplicate against the live collector; send it through
+the same Vector (its dedupe on id) or to a file. Datadog drops logs older than 18 hours at intake:
+vector.toml routes such activities to the archive sink.
+"""
+
+
+def backfill_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=BACKFILL_DESCRIPTION, epilog=COLLECT_EPILOG.split(
+        "examples:")[0], formatter_class=_Formatter)
+    add_connection_options(parser)
+    parser.add_argument("--since", type=_instant_text, required=True, metavar="TIME",
+                        help="oldest point to read (RFC 3339 or a duration ago like 7d); required")
+    parser.add_argument("--until", type=_instant_text, default=None, metavar="TIME",
+                        help="newest point, exclusive (default: when the backfill first started)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an unfinished or finished backfill in the state dir and start over")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    now = datetime.now(UTC)
+    filters: list[tuple[str, str]] = []
+    filters += [("organization_ids[]", value) for value in args.organization_id]
+    filters += [("activity_types[]", value) for value in args.activity_type]
+    filters += [("exclude_activity_types[]", value) for value in args.exclude_activity_type]
+    overlap = getattr(args, "overlap", 900.0)
+    if overlap <= 60:
+        raise UsageError("--overlap must be longer than 1 minute (the API's documented indexing lag)")
+    since = parse_instant(args.since, now)
+    until = parse_instant(args.until, now) if getattr(args, "until", None) else None
+    if until is not None and until <= since:
+        raise UsageError(f"--until ({args.until}) must be later than --since ({args.since})")
+    if since > now + timedelta(minutes=5):
+        raise UsageError(f"--since {args.since} is in the future")
+    return Settings(
+        api_url=args.api_url,
+        state_dir=args.state_dir,
+        key_file=args.key_file,
+        since=since,
+        until=until,
+        overlap=overlap,
+        reconcile_every=getattr(args, "reconcile_every", 300.0),
+        interval=getattr(args, "interval", 15.0),
+        once=getattr(args, "once", True),
+        max_rpm=args.max_rpm,
+        replay_on_start=getattr(args, "replay_on_start", None),
+        max_retry_time=args.max_retry_time,
+        refused_retry=getattr(args, "refused_retry", 300.0),
+        request_timeout=args.request_timeout,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        filters=filters,
+        restart=getattr(args, "restart", False),
+        since_text=args.since,
+        until_text=getattr(args, "until", None) or "",
+    )
