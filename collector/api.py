@@ -130,7 +130,11 @@ class ComplianceClient:
             raise TransientError(f"connection failed ({type(exc).__name__}: {exc})") from None
         request_id = response.headers.get("request-id")
         self.last_request_id = request_id
-        self._budget.observe_headers(response.headers)
+        slowdown = self._budget.observe_headers(response.headers)
+        if slowdown >= 1:
+            self._log.info("the organization's request budget runs low; slowing down",
+                           remaining=response.headers.get("anthropic-ratelimit-requests-remaining"),
+                           seconds_between_requests=round(slowdown, 1))
         if response.status_code == 200:
             return _parse_page(response.content, request_id)
         raise _classify_failure(response, request_id)

@@ -45,6 +45,8 @@ def _backfill(session: Session, stdout: BinaryIO, progress_stream: TextIO) -> in
         log.info("this backfill is already complete; pass --restart to run it again",
                  since=job["since"], until=job["until"], emitted=job["emitted"])
         return EXIT_OK
+    # Pin the window (a default --until is "now" only once) so that the same command resumes it.
+    session.state_dir.write_json(job_path, job)
     output = NdjsonOutput(stdout)
     progress = Progress(progress_stream, job)
     base = [*settings.filters, ("created_at.gte", job["since"]), ("created_at.lt", job["until"]),

@@ -12,7 +12,7 @@ from ccl.simulator.faults import KINDS
 from ccl.simulator.scenarios import SCENARIOS, describe
 from collector.timeparse import TimeFormatError, parse_duration
 
-EXAMPLE_KEY = "sk-ant-api01-simulator-0000000000000000"
+EXAMPLE_KEY = "sk-ant-api01-demo-key-not-real"
 
 
 def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tuple[str, ...], faults: str,

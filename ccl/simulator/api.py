@@ -10,7 +10,7 @@ import hashlib
 import json
 import random
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,17 +54,24 @@ class ApiError(Exception):
 
 class ComplianceApi:
     def __init__(self, store: ActivityStore, faults: FaultPlan, rate_limit: int = 600,
-                 on_answered: Any = None, rng: random.Random | None = None):
+                 on_answered: Any = None, rng: random.Random | None = None, rate_window: float = 60.0):
         self.store = store
         self.faults = faults
         self.rate_limit = rate_limit
+        self.rate_window = rate_window
         self.on_answered = on_answered  # callback(key, client, request, status, request_id, now)
         self._rng = rng or random.Random(0)
         self._window: deque[float] = deque()
+        self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
         self.requests_seen = 0
 
     def answer(self, method: str, target: str, headers: dict[str, str], client: str, now: float) -> Answer:
+        answer = self._answer(method, target, headers, client, now)
+        self.statuses[answer.status] += 1
+        return answer
+
+    def _answer(self, method: str, target: str, headers: dict[str, str], client: str, now: float) -> Answer:
         request_id = "req_01" + random_token(self._rng, 22)
         path, _, query_string = target.partition("?")
         extra: dict[str, str] = {"request-id": request_id}
@@ -113,9 +120,9 @@ class ComplianceApi:
 
     def _spend_budget(self, now: float) -> dict[str, str]:
         window = self._window
-        while window and window[0] <= now - 60:
+        while window and window[0] <= now - self.rate_window:
             window.popleft()
-        reset = window[0] + 60 if window else now + 60
+        reset = window[0] + self.rate_window if window else now + self.rate_window
         if len(window) >= self.rate_limit:
             retry_after = max(1, int(reset - now + 0.999))
             raise ApiError(429, "rate_limit_error", RATE_LIMIT_MESSAGE.format(limit=self.rate_limit), {
@@ -130,7 +137,7 @@ class ComplianceApi:
         if kind == "garbage":
             return Answer(200, b"<html><body>502 Bad Gateway</body></html>", {**extra, "content-type": "text/html"})
         if kind.startswith("429"):
-            headers = dict(extra, **{"anthropic-ratelimit-requests-remaining": "0"})
+            headers = dict(extra)
             if kind == "429":
                 headers["retry-after"] = "1"
             return error_answer(429, "rate_limit_error", RATE_LIMIT_MESSAGE.format(limit=self.rate_limit),
@@ -171,7 +178,10 @@ def parse_query(query_string: str) -> Query:
     query = Query()
     seen_scalars: set[str] = set()
     lists: dict[str, list[str]] = {}
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    if {"after_id", "before_id"} <= {name for name, _ in pairs}:
+        raise bad_request("Only one of after_id and before_id may be provided.")
+    for name, value in pairs:
         if name in LIST_PARAMS:
             lists.setdefault(name, []).append(value)
             continue
@@ -186,8 +196,6 @@ def parse_query(query_string: str) -> Query:
             raise bad_request(f"{name}: may be given only once")
         seen_scalars.add(name)
         _apply_scalar(query, name, value)
-    if "after_id" in seen_scalars and "before_id" in seen_scalars:
-        raise bad_request("Only one of after_id and before_id may be provided.")
     if "activity_types[]" in lists and "exclude_activity_types[]" in lists:
         raise bad_request("activity_types[] and exclude_activity_types[] cannot be used together.")
     catalog = activity_types()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -39,6 +40,7 @@ class Simulator:
         rate_limit: int = 600,
         record_requests: bool = True,
         timeout_delay: float = 65.0,
+        usual_delay: tuple[float, float] = USUAL_DELAY,
         clock: Any = time.time,
     ):
         unknown = [name for name in scenarios if name not in SCENARIOS]
@@ -49,6 +51,7 @@ class Simulator:
         self.rate = rate
         self.late_fraction = late_fraction
         self.timeout_delay = timeout_delay
+        self.usual_delay = usual_delay
         self.record_requests = record_requests
         self.population = Population(self.rng)
         self.factory = ActivityFactory(self.population, self.rng)
@@ -82,7 +85,7 @@ class Simulator:
     def add(self, activity: dict[str, Any], delay: float | None = None) -> dict[str, Any]:
         if delay is None:
             late = self.rng.random() < self.late_fraction
-            delay = self.rng.uniform(*(LATE_DELAY if late else USUAL_DELAY))
+            delay = self.rng.uniform(*(LATE_DELAY if late else self.usual_delay))
         created = datetime.fromisoformat(activity["created_at"]).timestamp()
         self.store.add(activity, created + delay)
         return activity
@@ -94,7 +97,7 @@ class Simulator:
         placed = []
         for offset, activity in timeline:
             activity["created_at"] = stamp(start + offset)
-            placed.append(self.add(activity, delay=self.rng.uniform(*USUAL_DELAY)))
+            placed.append(self.add(activity, delay=self.rng.uniform(*self.usual_delay)))
         return placed
 
     def _record_request(self, key_id: str | None, user_agent: str | None, client: str, target: str,
@@ -151,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ccl-simulator"
     sys_version = ""
+
+    def handle(self) -> None:
+        # A client killed mid-response (the crash tests do that on purpose) is not the server's problem.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
     def do_GET(self) -> None:
         self._serve("GET")

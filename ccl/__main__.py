@@ -1,0 +1,3 @@
+from ccl import main
+
+main()
