@@ -1,0 +1,132 @@
+"""Small pieces with sharp edges: durations, the request budget, atomic state, page parsing."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+import pytest
+
+from collector.api import TransientError, _parse_page
+from collector.budget import RequestBudget
+from collector.errors import StateError
+from collector.log import JsonLog
+from collector.state import FeedState, StateDir
+from collector.timeparse import TimeFormatError, parse_duration, parse_instant
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("7d", 604800), ("500ms", 0.5),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "5q", "1h 30m", "-5", "m15"])
+def test_unreadable_durations_say_what_is_accepted(text):
+    with pytest.raises(TimeFormatError, match="duration"):
+        parse_duration(text)
+
+
+def test_instants_accept_rfc3339_and_durations_ago_but_not_naive_times():
+    assert parse_instant("2026-04-01T00:00:00Z").isoformat() == "2026-04-01T00:00:00+00:00"
+    assert parse_instant("2026-04-01T02:00:00+02:00").isoformat() == "2026-04-01T00:00:00+00:00"
+    with pytest.raises(TimeFormatError, match="no timezone"):
+        parse_instant("2026-04-01T00:00:00")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_allows_max_rpm_in_any_sliding_minute():
+    clock = FakeClock()
+    budget = RequestBudget(3, clock=clock, wall_clock=clock)
+    for _ in range(3):
+        assert budget.delay_before_next() == 0
+        budget.record_request()
+        clock.now += 1
+    assert budget.delay_before_next() == pytest.approx(57)  # the first request leaves the window at 1060
+    clock.now = 1060
+    assert budget.delay_before_next() == 0
+
+
+def test_budget_zero_means_unlimited():
+    budget = RequestBudget(0, clock=FakeClock())
+    for _ in range(1000):
+        budget.record_request()
+    assert budget.delay_before_next() == 0
+
+
+def test_budget_spreads_the_remaining_org_requests_until_reset():
+    clock = FakeClock()
+    budget = RequestBudget(60, clock=clock, wall_clock=lambda: 1_800_000_000.0)
+    headers = {"anthropic-ratelimit-requests-remaining": "5",
+               "anthropic-ratelimit-requests-reset": "2027-01-15T08:00:30Z"}  # 30 s after wall_clock
+    assert budget.observe_headers(headers) == pytest.approx(6)
+    assert budget.delay_before_next() == pytest.approx(6)
+    assert budget.observe_headers({"anthropic-ratelimit-requests-remaining": "400"}) == 0
+
+
+def test_state_round_trip_and_atomic_replace(tmp_path):
+    directory = StateDir(tmp_path / "state")
+    directory.create()
+    state = FeedState(cursor="opaque-cursor", cursor_created_at="2026-01-01T00:00:00Z",
+                      recent={"activity_a": 1.5}, last_reconcile_at=10.0)
+    directory.save_feed(state)
+    assert directory.load_feed() == state
+    assert [p.name for p in directory.path.iterdir()] == ["state.json"]  # no temp file left behind
+    assert oct(directory.state_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_missing_state_is_a_first_run_and_corrupt_state_is_an_error(tmp_path):
+    directory = StateDir(tmp_path)
+    assert directory.load_feed() is None
+    directory.state_file.write_text("{not json")
+    with pytest.raises(StateError, match="corrupt"):
+        directory.load_feed()
+    directory.state_file.write_text(json.dumps({"version": 99}))
+    with pytest.raises(StateError, match="unknown state version 99"):
+        directory.load_feed()
+
+
+def test_lock_is_exclusive(tmp_path):
+    first = StateDir(tmp_path)
+    first.lock(wait_seconds=0)
+    # flock locks belong to the open file: a second descriptor is refused, as another process would be.
+    fd = os.open(tmp_path / "collector.lock", os.O_RDWR)
+    with pytest.raises(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
+    with pytest.raises(StateError, match=f"in use by another collector \\(pid {os.getpid()}\\)"):
+        StateDir(tmp_path).lock(wait_seconds=0)
+    first.unlock()
+    StateDir(tmp_path).lock(wait_seconds=0)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<html>", "not JSON"),
+    (b'{"items": []}', "without a `data` list"),
+    (b'{"data": [1, 2]}', "non-objects"),
+    (b'{"data": [], "has_more": "yes"}', "malformed has_more"),
+    (b'{"data": [{"id": "a"}], "has_more": true, "first_id": "a", "last_id": null}', "no cursor"),
+])
+def test_hostile_pages_are_rejected_with_a_reason(body, message):
+    with pytest.raises(TransientError, match=message):
+        _parse_page(body, "req_1")
+
+
+def test_log_redacts_registered_secrets_everywhere(tmp_path):
+    path = tmp_path / "log"
+    with path.open("w") as stream:
+        log = JsonLog(stream)
+        secret = "sk-ant-api01-" + "abcdefghijklmnopqrstuvwxyz"
+        log.redact(secret)
+        log.error(f"failed with {secret}", detail={"key": secret})
+    text = path.read_text()
+    assert secret not in text and text.count("[REDACTED]") == 2
