@@ -6,7 +6,6 @@ one exception is the 400 "not enabled", which has no type of its own.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from collector import __version__
 from collector.budget import RequestBudget
 from collector.errors import ApiFailure, BadRequestError, RefusedError
 from collector.log import JsonLog
+from collector.pagejson import read_page
 
 ACTIVITIES_PATH = "/v1/compliance/activities"
 PAGE_LIMIT = 5000
@@ -46,6 +46,7 @@ REFUSAL_ADVICE = {
 @dataclass
 class Page:
     activities: list[dict[str, Any]]
+    lines: list[str]  # each activity as the API wrote it, one line of JSON, aligned with `activities`
     has_more: bool
     first_id: str | None
     last_id: str | None
@@ -192,8 +193,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _parse_page(content: bytes, request_id: str | None) -> Page:
     try:
-        body = json.loads(content)
-    except ValueError:
+        body, lines = read_page(content.decode("utf-8"))
+    except ValueError:  # NotAPage, or bytes that are not UTF-8
         text = _snippet(content[:300].decode("utf-8", "replace"))
         raise TransientError(f"the API returned a page that is not JSON: {text}", request_id=request_id) from None
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -208,4 +209,4 @@ def _parse_page(content: bytes, request_id: str | None) -> Page:
                              request_id=request_id)
     if has_more and not (first_id and last_id):
         raise TransientError("the API says has_more but gives no cursor to continue from", request_id=request_id)
-    return Page(activities, has_more, first_id, last_id, request_id)
+    return Page(activities, lines, has_more, first_id, last_id, request_id)

@@ -55,7 +55,7 @@ def _backfill(session: Session, stdout: BinaryIO, progress_stream: TextIO) -> in
         params = base + ([("after_id", job["after_id"])] if job["after_id"] else [])
         page = session.client.list_activities(params, settings.max_retry_time)
         with session.shutdown.critical():
-            output.write_page(page.activities)
+            output.write_page(page.lines)
             job["emitted"] += len(page.activities)
             job["pages"] += 1
             if page.activities:

@@ -107,7 +107,7 @@ class Feed:
         emitted = 0
         for page in self._walk_older(params):
             with self.shutdown.critical():
-                self.output.write_page(page.activities)
+                self.output.write_page(page.lines)
                 self._remember(page.activities)
                 self._save()
             emitted += len(page.activities)
@@ -125,7 +125,7 @@ class Feed:
                           since=initial["since"])
         for page in self._walk_older(params, start_after=resume):
             with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page.activities)
+                emitted, skipped = self._emit_unseen(page)
                 if self.state.cursor is None and page.first_id:
                     # The newest activity of the first page: catch-up continues from here.
                     self.state.cursor = page.first_id
@@ -148,7 +148,7 @@ class Feed:
             page = self._fetch([*self.options.filters, ("before_id", self.state.cursor or ""),
                                 ("limit", str(PAGE_LIMIT))])
             with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page.activities)
+                emitted, skipped = self._emit_unseen(page)
                 if page.first_id:
                     self.state.cursor = page.first_id
                     newest = _created_at(page.activities[0]) if page.activities else None
@@ -167,7 +167,7 @@ class Feed:
         late = 0
         for page in self._walk_older(params):
             with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page.activities)
+                emitted, skipped = self._emit_unseen(page)
                 self._save()
             late += emitted
             report.add_page(emitted, skipped)
@@ -197,10 +197,10 @@ class Feed:
     def _fetch(self, params: list[tuple[str, str]]) -> Page:
         return self.client.list_activities(params, self.options.give_up_after)
 
-    def _emit_unseen(self, activities: list[dict[str, Any]]) -> tuple[int, int]:
+    def _emit_unseen(self, page: Page) -> tuple[int, int]:
         recent = self.state.recent
-        fresh = []
-        for activity in activities:
+        fresh, lines = [], []
+        for activity, line in zip(page.activities, page.lines, strict=True):
             activity_id = activity.get("id")
             if isinstance(activity_id, str):
                 if activity_id in recent:
@@ -210,19 +210,24 @@ class Feed:
                 self.log.warning("the API returned an activity without an id; it is emitted but cannot be "
                                  "deduplicated")
             fresh.append(activity)
-        self.output.write_page(fresh)
+            lines.append(line)
+        self.output.write_page(lines)
         self._remember(fresh)
-        return len(fresh), len(activities) - len(fresh)
+        return len(fresh), len(page.activities) - len(fresh)
 
     def _remember(self, activities: list[dict[str, Any]]) -> None:
         keep_from = self._prune_threshold()
+        keep_from_second = _utc(keep_from).strftime("%Y-%m-%dT%H:%M:%S")
         now = self.clock()
         recent = self.state.recent
         for activity in activities:
             activity_id = activity.get("id")
             if not isinstance(activity_id, str):
                 continue
-            created = parse_created_at(activity.get("created_at"))
+            text = activity.get("created_at")
+            if _is_older_utc_second(text, keep_from_second):
+                continue  # most of a first run or backlog: cheaper than parsing every timestamp
+            created = parse_created_at(text)
             if created is None:
                 recent[activity_id] = now
             elif created >= keep_from:
@@ -246,6 +251,12 @@ def _wall_clock() -> float:
 def _created_at(activity: dict[str, Any]) -> str | None:
     value = activity.get("created_at")
     return value if isinstance(value, str) else None
+
+
+def _is_older_utc_second(text: Any, second: str) -> bool:
+    """True if `text` is a `...Z` timestamp in a whole second before `second` (same layout)."""
+    return (isinstance(text, str) and len(text) >= 20 and text[-1] == "Z" and text[10] == "T"
+            and text[19] in ".Z" and text[:19] < second)
 
 
 def _utc(epoch: float) -> datetime:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from collector.errors import OutputClosed
-
-# Compact and ASCII-only: JSON-equal to the API's object, and safe for any byte-oriented reader
-# (a lone surrogate in a string stays an escape instead of breaking the UTF-8 of the line).
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 class NdjsonOutput:
@@ -17,11 +12,12 @@ class NdjsonOutput:
         self._stream = stream
         self.lines_written = 0
 
-    def write_page(self, activities: list[dict[str, Any]]) -> None:
+    def write_page(self, lines: list[str]) -> None:
         """Writes and flushes; raises OutputClosed if the reader is gone (then nothing may be saved)."""
-        if not activities:
+        if not lines:
             return
-        payload = ("\n".join(map(_encode, activities)) + "\n").encode("ascii")
+        # Lines are the API's own JSON text: valid UTF-8, and a lone surrogate stays an escape.
+        payload = ("\n".join(lines) + "\n").encode("utf-8")
         try:
             self._stream.write(payload)
             self._stream.flush()
@@ -29,4 +25,4 @@ class NdjsonOutput:
             raise OutputClosed(f"stdout is closed, the reader went away ({type(exc).__name__})") from None
         except OSError as exc:
             raise OutputClosed(f"cannot write to stdout: {exc.strerror}") from None
-        self.lines_written += len(activities)
+        self.lines_written += len(lines)

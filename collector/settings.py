@@ -175,8 +175,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retry-time", type=_positive_duration, default=300.0, metavar="DURATION",
                         help="--once and backfill: give up after retrying this long, exit 1 (default 5m); "
                         "follow mode retries forever")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="default INFO")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG, INFO (default), WARNING or ERROR; any case")
     parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"],
                         help="auto (default): text on a terminal, JSON lines otherwise (what Vector reads)")
     parser.add_argument("--version", action="version", version=f"claude-compliance-logs {__version__}")

@@ -81,7 +81,7 @@ def test_once_gives_up_after_max_retry_time_with_exit_1(make_simulator, tmp_path
     ("401", TEST_KEY, "auth", "invalid, deactivated or expired"),
     ("", "sk-ant-api03-" + "a-claude-api-key-not-for-compliance", "not_found", "wrong type"),
     ("", "sk-ant-api01-" + "short", "auth", "invalid, deactivated or expired"),
-])
+], ids=["not-enabled", "missing-scope", "revoked-key", "claude-api-key", "malformed-key"])  # never a key in an id
 def test_refusals_exit_3_and_say_what_to_do(make_simulator, tmp_path, faults, key, cause, advice):
     simulator = make_simulator(faults, seed=15, history=60)
     run = run_collector(simulator.url, tmp_path / "state", "--once", key=key)

@@ -110,7 +110,7 @@ def test_invalid_requests_get_the_documented_400(sim, params, message):
     (None, 404, "not_found_error"),
     ("sk-ant-api03-" + "x" * 30, 404, "not_found_error"),
     ("sk-ant-api01-" + "short", 401, "authentication_error"),
-])
+], ids=["no-key", "claude-api-key", "malformed-key"])
 def test_keys_are_checked_as_the_newest_docs_say(sim, key, status, error_type):
     answer = get(sim, key=key)
     assert answer.status_code == status

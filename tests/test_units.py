@@ -111,6 +111,10 @@ def test_lock_is_exclusive(tmp_path):
 
 @pytest.mark.parametrize(("body", "message"), [
     (b"<html>", "not JSON"),
+    (b'[{"id": "a"}]', "not JSON"),
+    (b'{"data": [{"id": "a"}]} trailing', "not JSON"),
+    (b'{"data": [{"id": "a"}', "not JSON"),
+    (b'{"data": [{"id": "\xff"}]}', "not JSON"),
     (b'{"items": []}', "without a `data` list"),
     (b'{"data": [1, 2]}', "non-objects"),
     (b'{"data": [], "has_more": "yes"}', "malformed has_more"),
@@ -119,6 +123,18 @@ def test_lock_is_exclusive(tmp_path):
 def test_hostile_pages_are_rejected_with_a_reason(body, message):
     with pytest.raises(TransientError, match=message):
         _parse_page(body, "req_1")
+
+
+def test_each_line_is_the_api_text_of_one_activity_whatever_the_formatting():
+    compact = r'{"id":"a","n":1.50,"who":"Zo\u00eb \ud83d"}'
+    pretty = '{\n  "id": "b",\n  "tags": ["x",\n "y"]\n}'
+    body = f'{{ "has_more" : false, "data" : [ {compact} ,\r\n {pretty}, {{"id":"c","name":"Renée"}} ] }}'
+    page = _parse_page(body.encode(), "req_1")
+    assert [a["id"] for a in page.activities] == ["a", "b", "c"]
+    assert page.lines[0] == compact  # byte for byte: 1.50 stays 1.50, escapes stay escapes
+    assert page.lines[1] == '{"id":"b","tags":["x","y"]}'  # a line break inside an object is re-encoded
+    assert page.lines[2] == '{"id":"c","name":"Renée"}'
+    assert [json.loads(line) for line in page.lines] == page.activities
 
 
 def test_log_redacts_registered_secrets_everywhere(tmp_path):
