@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -73,6 +74,45 @@ def simulate(**options: object) -> None:
     from ccl.commands.simulate import run_simulate
 
     sys.exit(run_simulate(**options))
+
+
+@cli.command()
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("--geoip-db", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="PATH",
+              help="a MaxMind City mmdb (GeoLite2-City, GeoIP2-City): add network.client.geoip as Vector would")
+def normalize(source: str, geoip_db: Path | None) -> None:
+    """Normalize raw activities (NDJSON) with vector/normalize.vrl, as Vector does.
+
+    \b
+    Reads FILE (or stdin), writes one normalized event per line: Datadog's attributes (evt.*,
+    usr.*, network.client.ip, http.useragent_details, ocsf.*), evt.outcome, the timestamp from
+    created_at, and the raw fields. The VRL is the production file, run by Vector's VRL engine.
+
+    \b
+      ccl collect --once | ccl normalize --geoip-db GeoLite2-City.mmdb | jq .evt
+    """
+    from ccl.commands.normalize import run_normalize
+
+    sys.exit(run_normalize(source, geoip_db))
+
+
+@cli.command("vector-test")
+@click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--enrichment-table", "tables", multiple=True, metavar="NAME=PATH",
+              help="use this mmdb for a geoip enrichment table (e.g. geoip_city=GeoIP2-City-Test.mmdb)")
+@click.option("--name", "only", metavar="TEXT", help="run only tests whose name contains TEXT")
+def vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: str | None) -> None:
+    """Run Vector config unit tests ([[tests]]) without Vector, over Vector's VRL engine.
+
+    \b
+    The same files `vector test` takes, loaded as one config; paths in `file = ...` are relative
+    to the current directory, as in Vector. Exit 1 if a test fails, 2 if the config is unusable.
+    \b
+      ccl vector-test vector.toml vector/geoip-off.toml vector/tests.toml
+    """
+    from ccl.commands.vector_test import run_vector_test
+
+    sys.exit(run_vector_test(configs, tables, only))
 
 
 def main() -> None:

@@ -112,3 +112,11 @@ def pytest_recording_configure(config, vcr):
         assert strip(first) == strip(second)
 
     vcr.register_matcher("query_without_time", query_without_time)
+
+
+@pytest.fixture(scope="session")
+def geoip_db() -> Path:
+    """MaxMind's GeoIP2-City-Test.mmdb, from the maxminddb sdist on the package index (cached)."""
+    from ccl.maxmind_testdb import city_test_database
+
+    return city_test_database()
