@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/collector.py
+	$(PY) bench/normalize.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

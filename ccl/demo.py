@@ -67,10 +67,55 @@ def main() -> int:
     finally:
         simulator.stop()
 
+    step("4. Normalized as Vector does it: vector/normalize.vrl run by Vector's VRL engine, plus GeoIP")
+    normalized = normalize(activities)
+    if normalized:
+        failed_login = next((e for e in normalized if e.get("evt", {}).get("outcome") == "failure"
+                             and e["network"]["client"].get("geoip")), normalized[0])
+        print("   a failed sign-in, as Datadog will receive it (raw fields left out):")
+        for key, value in summary_of(failed_login).items():
+            print(f"     {key:<24} {json.dumps(value, ensure_ascii=False)}")
+        countries = Counter(e["network"]["client"]["geoip"]["country"]["name"] for e in normalized
+                            if e.get("evt", {}).get("name", "").endswith("login_succeeded")
+                            and "country" in (e.get("network", {}).get("client", {}).get("geoip") or {}))
+        show_counts("successful sign-ins by country (GeoIP)", countries, limit=6)
+        print(f"   -> {DEMO_DIR / 'normalized.ndjson'}")
+
     step("Next")
     print("   ccl status --state-dir .demo/state     # where the collector stands")
+    print("   ccl normalize .demo/activities.ndjson  # the same normalization, on any NDJSON")
     print("   ccl simulate --scenario all            # serve the fake API yourself; it prints how to collect")
     return 0
+
+
+def normalize(activities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from ccl.maxmind_testdb import TestDatabaseError, city_test_database
+    from ccl.normalize import Normalizer
+
+    try:
+        database = city_test_database()
+        print(f"   GeoIP database: MaxMind's test database ({database})")
+    except TestDatabaseError as error:
+        print(f"   (no GeoIP: {error})")
+        database = None
+    normalizer = Normalizer(database)
+    started = time.monotonic()
+    normalized = [normalizer.normalize(activity) for activity in activities]
+    with (DEMO_DIR / "normalized.ndjson").open("w") as out:
+        out.writelines(json.dumps(event, ensure_ascii=False) + "\n" for event in normalized)
+    print(f"   {len(normalized):,} events in {time.monotonic() - started:.1f} s, "
+          f"{normalizer.with_geoip:,} located by GeoIP")
+    return normalized
+
+
+def summary_of(event: dict[str, Any]) -> dict[str, Any]:
+    ocsf = event.get("ocsf", {})
+    return {
+        "timestamp": event.get("timestamp"), "evt": event.get("evt"), "usr": event.get("usr"),
+        "network": event.get("network"), "http.useragent_details": event.get("http", {}).get("useragent_details"),
+        "status": event.get("status"),
+        "ocsf": {key: ocsf.get(key) for key in ("class_name", "activity_name", "status", "severity") if key in ocsf},
+    }
 
 
 class Run:
