@@ -115,5 +115,68 @@ def vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: str | 
     sys.exit(run_vector_test(configs, tables, only))
 
 
+PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH...]")
+GEOIP = click.option("--geoip-db", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="PATH",
+                     help="a MaxMind City mmdb, to add network.client.geoip while normalizing")
+
+
+@cli.command()
+@PATHS
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check pipelines, dashboards, rules and monitors: schema, queries, names, windows, tests.
+
+    \b
+    PATH: files or directories; default pipelines/ dashboards/ detections/ monitors/ under the
+    current directory. Every problem is reported as `file:line: what is wrong, and the fix`;
+    exit 2 if there is any.
+    """
+    from ccl.commands.validate import run_validate
+
+    sys.exit(run_validate(paths))
+
+
+@cli.command()
+@PATHS
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
+              help="directory for pipelines/, dashboards/, rules/ and monitors/ JSON")
+def render(paths: tuple[Path, ...], out: Path) -> None:
+    """Write the exact Datadog API payloads, deterministic byte for byte."""
+    from ccl.commands.render import run_render
+
+    sys.exit(run_render(paths, out))
+
+
+@cli.command()
+@click.option("--events", "events_source", required=True, metavar="FILE|-",
+              help="NDJSON of raw activities (normalized on the way) or already-normalized events")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, path_type=Path), default=Path("detections"),
+              show_default=True, help="rules directory or file")
+@GEOIP
+def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
+    """Run the rules offline, with Datadog's detection semantics; one JSON signal per line.
+
+    \b
+      ccl collect --once | ccl detect --events - --geoip-db GeoLite2-City.mmdb
+    Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids.
+    """
+    from ccl.commands.detect import run_detect
+
+    sys.exit(run_detect(events_source, rules_dir, geoip_db))
+
+
+@cli.command("test")
+@PATHS
+@click.option("--coverage", is_flag=True, help="list security-relevant activity types with and without a rule")
+@GEOIP
+def test_command(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> None:
+    """Run every rule's embedded tests through the normalizer and the engine.
+
+    Exit 1 if a test fails, 2 if the assets do not validate.
+    """
+    from ccl.commands.test import run_test
+
+    sys.exit(run_test(paths, coverage, geoip_db))
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,78 @@
+"""`ccl test`: every rule's embedded tests, a table, a summary, and optionally coverage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ccl.catalog import activity_types
+from ccl.commands.validate import load_valid
+from ccl.geoip import GeoIpError
+from ccl.normalize import Normalizer
+from ccl.query import event_names
+from ccl.rules import Rule, build_rule
+from ccl.testing import run_rule_tests
+
+# Categories of the catalog whose activities matter to a security team.
+SECURITY_CATEGORIES = {
+    "authentication", "org_sso", "sso_config", "org_settings", "api_key", "admin_api_key", "org_user", "org_invite",
+    "org_membership", "rbac_role", "rbac_group", "scim", "scim_directory_sync", "compliance_api", "org_network",
+    "org_domain", "org_cmek", "platform_service_account", "platform_federation", "data_export", "mcp",
+    "integration", "platform_signing_key", "platform_spend_limit", "org_admin", "org_admin_request", "account",
+}
+
+
+def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> int:
+    assets, code = load_valid(paths)
+    if code:
+        return code
+    rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
+    try:
+        normalizer = Normalizer(geoip_db)
+    except GeoIpError as error:
+        print(f"error: {error}")
+        return 2
+    outcomes = [outcome for rule in rules for outcome in run_rule_tests(rule, normalizer)]
+    width = max((len(o.rule) for o in outcomes), default=4)
+    print(f"{'rule':<{width}}  result  test")
+    for outcome in outcomes:
+        print(f"{outcome.rule:<{width}}  {'ok' if outcome.passed else 'FAIL':<6}  {outcome.name}")
+        if not outcome.passed:
+            print(f"{'':<{width}}          {outcome.detail}")
+    failed = [o for o in outcomes if not o.passed]
+    print(f"\n{len(rules)} rules, {len(outcomes)} tests: {len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    if coverage:
+        print_coverage(rules)
+    return 1 if failed else 0
+
+
+def covered_types(rules: list[Rule]) -> tuple[set[str], set[str]]:
+    """(types some rule's query names, types some rule's tests exercise)."""
+    catalog = list(activity_types())
+    in_rules: set[str] = set()
+    for rule in rules:
+        for query in rule.queries:
+            for name, is_pattern in event_names(query.node):
+                if is_pattern:
+                    regex = re.compile(re.escape(name).replace(r"\*", ".*").replace(r"\?", "."))
+                    in_rules |= {t for t in catalog if regex.fullmatch(t)}
+                else:
+                    in_rules.add(name)
+    in_tests = {event["activity"]["type"] for rule in rules for test in rule.tests for event in test["events"]
+                if test["expect"]["signals"] > 0}
+    return in_rules, in_tests
+
+
+def print_coverage(rules: list[Rule]) -> None:
+    relevant = sorted(t for t, entry in activity_types().items() if entry.get("category") in SECURITY_CATEGORIES)
+    in_rules, in_tests = covered_types(rules)
+    tested = [t for t in relevant if t in in_rules and t in in_tests]
+    untested = [t for t in relevant if t in in_rules and t not in in_tests]
+    uncovered = [t for t in relevant if t not in in_rules]
+    print(f"\ncoverage of {len(relevant)} security-relevant activity types "
+          f"(categories: {', '.join(sorted(SECURITY_CATEGORIES))}):")
+    print(f"  {len(tested)} have a rule and a test that fires ({100 * len(tested) // max(len(relevant), 1)}%)")
+    print(f"  {len(untested)} have a rule but no firing test: {', '.join(untested) or '-'}")
+    print(f"  {len(uncovered)} have no rule:")
+    for start in range(0, len(uncovered), 4):
+        print("    " + "  ".join(uncovered[start:start + 4]))

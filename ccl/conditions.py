@@ -1,0 +1,94 @@
+"""Case conditions of detection rules: `a > 5 && b >= 1`, `(x > 0 || y > 2) && z == 0`.
+
+Datadog refers to queries by name (or `a`, `b`, ... by position when unnamed); operators are the
+comparisons `>`, `>=`, `<`, `<=`, `==`, `!=`, and `&&`, `||` with parentheses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>>=|<=|==|!=|&&|\|\||[<>()]))")
+Values = dict[str, float]
+
+
+class ConditionError(ValueError):
+    pass
+
+
+def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bool], set[str]]:
+    """(evaluator, names used); raises ConditionError naming the problem."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip() == "":
+                break
+            raise ConditionError(f"cannot read {text[position:].strip()!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    names = {value for kind, value in tokens if kind == "name"}
+    unknown = sorted(names - known)
+    if unknown:
+        raise ConditionError(f"names no query: {', '.join(unknown)} (queries: {', '.join(sorted(known))})")
+    index = 0
+
+    def peek() -> tuple[str, str] | None:
+        return tokens[index] if index < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        nonlocal index
+        if index >= len(tokens):
+            raise ConditionError("ends too early")
+        index += 1
+        return tokens[index - 1]
+
+    def parse_or():
+        left = parse_and()
+        while peek() == ("op", "||"):
+            take()
+            right = parse_and()
+            left = (lambda a, b: lambda v: a(v) or b(v))(left, right)
+        return left
+
+    def parse_and():
+        left = parse_comparison()
+        while peek() == ("op", "&&"):
+            take()
+            right = parse_comparison()
+            left = (lambda a, b: lambda v: a(v) and b(v))(left, right)
+        return left
+
+    def parse_comparison():
+        if peek() == ("op", "("):
+            take()
+            inner = parse_or()
+            if take() != ("op", ")"):
+                raise ConditionError("missing )")
+            return inner
+        left = operand()
+        kind, op = take()
+        if kind != "op" or op not in (">", ">=", "<", "<=", "==", "!="):
+            raise ConditionError(f"expected a comparison after an operand, found {op!r}")
+        right = operand()
+        compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
+                   "==": float.__eq__, "!=": float.__ne__}[op]
+        return lambda v: compare(float(left(v)), float(right(v)))
+
+    def operand():
+        kind, value = take()
+        if kind == "number":
+            number = float(value)
+            return lambda v: number
+        if kind == "name":
+            return lambda v: v.get(value, 0.0)
+        raise ConditionError(f"expected a query name or a number, found {value!r}")
+
+    evaluator = parse_or()
+    if index != len(tokens):
+        raise ConditionError(f"unexpected {tokens[index][1]!r}")
+    return evaluator, names

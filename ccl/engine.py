@@ -1,0 +1,262 @@
+"""The offline detection engine: Datadog's detection methods, on event time, over normalized events.
+
+Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
+- threshold: per group (the queries' group_by values; an event missing one is not counted), each
+  query aggregates (count, cardinality of `distinct`, sum or max of `metric`) the matching events of
+  the last `evaluation_window` (inclusive: an event exactly one window old still counts). Cases are
+  evaluated in order and the first that holds sets the severity.
+- a signal stays open while its case keeps holding: an event within `keep_alive` of the signal's last
+  event, and within `max_signal_duration` of its first, joins it; otherwise a new signal starts.
+- new_value: values of `metric` (per group) seen during `learning_duration` from the first event are
+  learned; afterwards a value never seen (or not seen for `forget_after`) raises a signal. With a
+  learning duration of 0, each group's first value is learned silently.
+- impossible_travel: per user (group_by), two consecutive located events more than 500 km apart at
+  more than 1,000 km/h raise a signal. With `baseline_user_locations`, a user's first 24 hours only
+  teach locations, and hops between locations known from that baseline are not signalled.
+Events are processed in time order (the engine sorts them), never by wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ccl.query import values_at
+from ccl.rules import SEVERITIES, Rule, RuleCase
+
+BASELINE_SECONDS = 24 * 3600
+TRAVEL_MIN_KM = 500.0
+TRAVEL_MIN_KMH = 1000.0
+
+
+@dataclass
+class Signal:
+    rule: str
+    severity: str
+    group: dict[str, Any]
+    first_seen: float
+    last_seen: float
+    activity_ids: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.activity_ids)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "severity": self.severity, "group": self.group,
+                "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen), "count": self.count,
+                "activity_ids": self.activity_ids}
+
+
+def event_time(event: dict[str, Any]) -> float | None:
+    for key in ("timestamp", "created_at"):
+        value = event.get(key)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value / 1000.0 if value > 1e11 else float(value)
+    return None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _field_value(event: dict[str, Any], attribute: str) -> Any:
+    values = values_at(event, attribute.removeprefix("@").split("."))
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(str(v) for v in values)
+
+
+class _Signals:
+    """Open signals per group, extended within keep-alive and max signal duration."""
+
+    def __init__(self, rule: Rule, out: list[Signal]):
+        self.rule, self.out = rule, out
+        self.open: dict[Any, Signal] = {}
+
+    def raise_or_extend(self, key: Any, group: dict[str, Any], severity: str, now: float,
+                        events: Iterable[tuple[float, dict[str, Any]]]) -> None:
+        signal = self.open.get(key)
+        if signal is not None and now - signal.last_seen <= self.rule.keep_alive \
+                and now - signal.first_seen <= self.rule.max_signal_duration:
+            if SEVERITIES.index(severity) > SEVERITIES.index(signal.severity):
+                signal.severity = severity
+        else:
+            signal = Signal(self.rule.id, severity, group, now, now)
+            self.open[key] = signal
+            self.out.append(signal)
+            signal._ids = set()  # type: ignore[attr-defined]
+        for moment, event in events:
+            activity_id = str(event.get("id"))
+            if activity_id not in signal._ids:  # type: ignore[attr-defined]
+                signal._ids.add(activity_id)  # type: ignore[attr-defined]
+                signal.activity_ids.append(activity_id)
+                signal.first_seen = min(signal.first_seen, moment)
+        signal.last_seen = max(signal.last_seen, now)
+
+
+class ThresholdDetector:
+    def __init__(self, rule: Rule, out: list[Signal]):
+        self.rule = rule
+        self.signals = _Signals(rule, out)
+        self.windows: dict[Any, dict[str, deque[tuple[float, dict[str, Any]]]]] = {}
+        self.group_by = rule.queries[0].group_by
+
+    def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
+        group_values = [_field_value(event, attribute) for attribute in self.group_by]
+        if any(value is None for value in group_values):
+            return
+        key = tuple(group_values)
+        windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
+        for index in matched:
+            windows[self.rule.queries[index].name].append((moment, event))
+        horizon = moment - self.rule.evaluation_window
+        for window in windows.values():
+            while window and window[0][0] < horizon:
+                window.popleft()
+        values = {query.name: self._aggregate(query, windows[query.name]) for query in self.rule.queries}
+        case = _first_case(self.rule.cases, values)
+        if case is None:
+            return
+        group = dict(zip(self.group_by, group_values, strict=True))
+        in_window = [item for window in windows.values() for item in window]
+        self.signals.raise_or_extend(key, group, case.severity, moment, in_window)
+
+    @staticmethod
+    def _aggregate(query: Any, window: deque[tuple[float, dict[str, Any]]]) -> float:
+        if query.aggregation == "cardinality":
+            return float(len({tuple(_field_value(e, f) for f in query.distinct) for _, e in window}))
+        if query.aggregation in ("sum", "max"):
+            numbers = [float(v) for _, e in window if isinstance(v := _field_value(e, query.metric or ""), int | float)]
+            if not numbers:
+                return 0.0
+            return float(sum(numbers) if query.aggregation == "sum" else max(numbers))
+        return float(len(window))
+
+
+class NewValueDetector:
+    def __init__(self, rule: Rule, out: list[Signal]):
+        self.rule = rule
+        self.signals = _Signals(rule, out)
+        self.learning_started: float | None = None
+        self.known: dict[Any, dict[Any, float]] = {}
+
+    def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
+        query = self.rule.queries[matched[0]]
+        group_values = [_field_value(event, attribute) for attribute in query.group_by]
+        value = _field_value(event, query.metric or "")
+        if value is None or any(v is None for v in group_values):
+            return
+        if self.learning_started is None:
+            self.learning_started = moment
+        key = tuple(group_values)
+        known = self.known.setdefault(key, {})
+        learning = moment - self.learning_started < self.rule.learning_duration
+        seen_at = known.get(value)
+        is_new = seen_at is None or moment - seen_at > self.rule.forget_after
+        first_of_group = not known and self.rule.learning_duration == 0
+        known[value] = moment
+        if learning or not is_new or first_of_group:
+            return
+        group = {**dict(zip(query.group_by, group_values, strict=True)), query.metric: value}
+        self.signals.raise_or_extend((key, value), group, self.rule.cases[0].severity, moment, [(moment, event)])
+
+
+class ImpossibleTravelDetector:
+    def __init__(self, rule: Rule, out: list[Signal]):
+        self.rule = rule
+        self.signals = _Signals(rule, out)
+        self.last: dict[Any, tuple[float, float, float, tuple[Any, Any], dict[str, Any]]] = {}
+        self.first_seen: dict[Any, float] = {}
+        self.baseline: dict[Any, set[tuple[Any, Any]]] = {}
+
+    def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
+        query = self.rule.queries[matched[0]]
+        group_values = [_field_value(event, attribute) for attribute in query.group_by]
+        geo = ((event.get("network") or {}).get("client") or {}).get("geoip") or {}
+        location = geo.get("location") or {}
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        if any(v is None for v in group_values) or not isinstance(latitude, int | float) \
+                or not isinstance(longitude, int | float):
+            return
+        key = tuple(group_values)
+        place = ((geo.get("country") or {}).get("iso_code"), (geo.get("city") or {}).get("name"))
+        self.first_seen.setdefault(key, moment)
+        in_baseline = self.rule.baseline_user_locations and moment - self.first_seen[key] < BASELINE_SECONDS
+        previous = self.last.get(key)
+        self.last[key] = (moment, float(latitude), float(longitude), place, event)
+        if in_baseline:
+            self.baseline.setdefault(key, set()).add(place)
+            return
+        if previous is None:
+            return
+        before, lat0, lon0, place0, event0 = previous
+        if self.rule.baseline_user_locations and {place0, place} <= self.baseline.get(key, set()):
+            return
+        distance = _haversine_km(lat0, lon0, float(latitude), float(longitude))
+        hours = max(moment - before, 1.0) / 3600.0
+        if distance > TRAVEL_MIN_KM and distance / hours > TRAVEL_MIN_KMH:
+            group = dict(zip(query.group_by, group_values, strict=True))
+            self.signals.raise_or_extend(key, group, self.rule.cases[0].severity, moment,
+                                         [(before, event0), (moment, event)])
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(a))
+
+
+def _first_case(cases: list[RuleCase], values: dict[str, float]) -> RuleCase | None:
+    for case in cases:
+        if case.holds is None or case.holds(values):
+            return case
+    return None
+
+
+DETECTORS = {"threshold": ThresholdDetector, "new_value": NewValueDetector,
+             "impossible_travel": ImpossibleTravelDetector}
+
+
+class Engine:
+    """Runs a rule set over events; dispatches each event only to rules that can match its name."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = [rule for rule in rules if rule.enabled]
+        self.signals: list[Signal] = []
+        self._detectors = {rule.id: DETECTORS[rule.method](rule, self.signals) for rule in self.rules}
+        self._by_name: dict[str, list[Rule]] = {}
+        self._any_name: list[Rule] = []
+        for rule in self.rules:
+            names = rule.event_names()
+            if names is None:
+                self._any_name.append(rule)
+            else:
+                for name in names:
+                    self._by_name.setdefault(name, []).append(rule)
+
+    def run(self, events: Iterable[dict[str, Any]]) -> list[Signal]:
+        timed = [(moment, index, event) for index, event in enumerate(events)
+                 if (moment := event_time(event)) is not None]
+        timed.sort(key=lambda item: (item[0], item[1]))
+        for moment, _, event in timed:
+            self.feed(moment, event)
+        return self.signals
+
+    def feed(self, moment: float, event: dict[str, Any]) -> None:
+        name = (event.get("evt") or {}).get("name")
+        candidates = self._by_name.get(name, []) if isinstance(name, str) else []
+        for rule in (*candidates, *self._any_name) if self._any_name else candidates:
+            matched = [index for index, query in enumerate(rule.queries) if query.matches(event)]
+            if matched:
+                self._detectors[rule.id].feed(moment, event, matched)

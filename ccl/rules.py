@@ -1,0 +1,102 @@
+"""A detection rule as the engine, the renderer and the tests use it (from detections/*.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccl.assets import Asset
+from ccl.conditions import compile_condition
+from ccl.query import Node, Predicate, compile_query, parse, required_event_names
+from collector.timeparse import parse_duration
+
+SEVERITIES = ["info", "low", "medium", "high", "critical"]
+# The only values Datadog accepts for evaluationWindow, keepAlive and maxSignalDuration (seconds).
+WINDOW_VALUES = (0, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+DEFAULTS = {"evaluation_window": "5m", "keep_alive": "1h", "max_signal_duration": "1d"}
+
+
+@dataclass
+class RuleQuery:
+    name: str
+    text: str
+    node: Node
+    matches: Predicate
+    group_by: list[str]
+    aggregation: str
+    distinct: list[str]
+    metric: str | None
+
+
+@dataclass
+class RuleCase:
+    name: str
+    severity: str
+    condition_text: str | None
+    holds: Any  # Callable[[dict[str, float]], bool] | None
+    notify: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rule:
+    id: str
+    name: str
+    method: str
+    queries: list[RuleQuery]
+    cases: list[RuleCase]
+    evaluation_window: float
+    keep_alive: float
+    max_signal_duration: float
+    message: str
+    tags: list[str]
+    enabled: bool
+    learning_duration: float = 0.0
+    forget_after: float = 28 * 86400.0
+    baseline_user_locations: bool = False
+    overlaps_default: list[str] = field(default_factory=list)
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    source: Asset | None = None
+
+    def event_names(self) -> set[str] | None:
+        """Event names any query can match (None: any event), to dispatch events to rules."""
+        names: set[str] = set()
+        for query in self.queries:
+            found = required_event_names(query.node)
+            if found is None:
+                return None
+            names |= found
+        return names
+
+
+def build_rule(asset: Asset) -> Rule:
+    """Assumes the asset validated; raises ValueError otherwise."""
+    data = asset.data
+    queries = []
+    for entry in data["queries"]:
+        node = parse(entry["query"])
+        queries.append(RuleQuery(entry["name"], entry["query"], node, compile_query(node), entry.get("group_by", []),
+                                 entry.get("aggregation", _default_aggregation(data["method"])),
+                                 entry.get("distinct", []), entry.get("metric")))
+    names = {query.name for query in queries}
+    cases = []
+    for entry in data["cases"]:
+        text = entry.get("condition")
+        holds = compile_condition(text, names)[0] if text else None
+        cases.append(RuleCase(entry.get("name", ""), entry["severity"], text, holds, entry.get("notify", [])))
+    windows = {key: parse_duration(str(data.get(key, default))) for key, default in DEFAULTS.items()}
+    new_value = data.get("new_value") or {}
+    return Rule(
+        id=data["id"], name=data["name"], method=data["method"], queries=queries, cases=cases,
+        evaluation_window=windows["evaluation_window"], keep_alive=windows["keep_alive"],
+        max_signal_duration=windows["max_signal_duration"], message=data["message"], tags=data.get("tags", []),
+        enabled=data.get("enabled", True),
+        learning_duration=parse_duration(str(new_value.get("learning_duration", "7d"))) if new_value or
+        data["method"] == "new_value" else 0.0,
+        forget_after=parse_duration(str(new_value.get("forget_after", "28d"))),
+        baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
+        overlaps_default=data.get("overlaps_default", []), tests=data.get("tests", []), source=asset,
+    )
+
+
+def _default_aggregation(method: str) -> str:
+    return {"new_value": "new_value", "impossible_travel": "geo_data"}.get(method, "count")

@@ -1,0 +1,306 @@
+"""`ccl validate`: schema and semantic checks, every problem as `path:line: what, and the fix`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ccl.assets import Asset, Problem
+from ccl.attributes import is_known
+from ccl.catalog import activity_types
+from ccl.conditions import ConditionError, compile_condition
+from ccl.query import QueryError, attribute_fields, event_names, parse
+from ccl.rules import WINDOW_VALUES
+from collector.timeparse import TimeFormatError, parse_duration
+
+TEMPLATE_ATTRIBUTE = re.compile(r"\{\{\s*@([A-Za-z0-9_.]+)\s*\}\}")
+TACTIC = re.compile(r"^tactic:TA\d{4}(-[a-z-]+)?$")
+TECHNIQUE = re.compile(r"^technique:T\d{4}(\.\d{3})?(-[a-z-]+)?$")
+MAX_PROCESSORS = 20
+
+
+@cache
+def schema(kind: str) -> Draft202012Validator:
+    text = resources.files("ccl").joinpath(f"schemas/{kind}.json").read_text(encoding="utf-8")
+    return Draft202012Validator(json.loads(text))
+
+
+def validate(assets: list[Asset]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], Asset] = {}
+    for asset in assets:
+        schema_problems = _schema_problems(asset)
+        problems.extend(schema_problems)
+        key = (asset.kind, asset.id)
+        if key in seen:
+            problems.append(Problem(asset.path, asset.line("id"), f"{asset.kind} id {asset.id!r} is also used by "
+                                    f"{seen[key].path}; ids must be unique, rename one"))
+        else:
+            seen[key] = asset
+        if schema_problems:
+            continue  # semantic checks assume the shape is right
+        checker = {"rule": _check_rule, "dashboard": _check_dashboard, "monitor": _check_monitor,
+                   "pipeline": _check_pipeline}[asset.kind]
+        problems.extend(checker(asset))
+    return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))
+
+
+def _schema_problems(asset: Asset) -> list[Problem]:
+    problems = []
+    for error in sorted(schema(asset.kind).iter_errors(asset.data), key=lambda e: list(e.absolute_path)):
+        path = list(error.absolute_path)
+        where = ".".join(str(part) for part in path) or "(top level)"
+        line = asset.line(*path)
+        if error.validator == "additionalProperties":
+            extra = [key for key in error.instance if key not in (error.schema.get("properties") or {})]
+            line = asset.line(*path, extra[0]) if extra else line
+        problems.append(Problem(asset.path, line, f"{where}: {_explain(error)}"))
+    return problems
+
+
+def _explain(error: Any) -> str:
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"missing `{missing}`; add it"
+    if error.validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", error.message)
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        return f"unknown key {', '.join(map(repr, extra))}; allowed here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern":
+        return (f"{error.instance!r} does not match {error.validator_value} "
+                "(attributes start with @, ids are kebab-case)")
+    if error.validator == "type":
+        return f"expected {error.validator_value}, got {type(error.instance).__name__}"
+    if error.validator == "minItems":
+        return f"needs at least {error.validator_value} item(s)"
+    return error.message
+
+
+def _duration(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...], text: Any) -> float | None:
+    try:
+        return parse_duration(str(text))
+    except TimeFormatError:
+        problems.append(Problem(asset.path, asset.line(*keys), f"{'.'.join(map(str, keys))}: cannot read "
+                                f"{text!r} as a duration; write e.g. 30s, 5m, 1h, 7d"))
+        return None
+
+
+def _check_query(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...], text: str,
+                 check_fields: bool = True) -> None:
+    where = asset.line(*keys)
+    label = ".".join(map(str, keys))
+    if "source:" in text.replace("@source:", ""):
+        problems.append(Problem(asset.path, where, f"{label}: leave out `source:...`; render scopes every query "
+                                                   "to the right source"))
+    try:
+        node = parse(text)
+    except QueryError as error:
+        problems.append(Problem(asset.path, where, f"{label}: the query does not parse: {error}"))
+        return
+    for name, is_pattern in event_names(node):
+        if is_pattern:
+            regex = re.compile(re.escape(name).replace(r"\*", ".*").replace(r"\?", "."))
+            if not any(regex.fullmatch(known) for known in activity_types()):
+                problems.append(Problem(asset.path, where, f"{label}: @evt.name:{name} matches none of the 514 "
+                                                           "documented activity types"))
+        elif name not in activity_types():
+            problems.append(Problem(asset.path, where, f"{label}: {name!r} is not a documented activity type"
+                                                       f"{_suggest(name)}"))
+    if check_fields:
+        for path in sorted(attribute_fields(node)):
+            if not is_known(path):
+                problems.append(Problem(asset.path, where, f"{label}: @{path} is neither a normalized attribute "
+                                                           "nor a field of any activity type; check the spelling"))
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, activity_types().keys(), n=1)
+    return f"; did you mean {close[0]!r}?" if close else "; see `ccl test --coverage` for the catalog"
+
+
+def _check_fields(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...], fields: list[str]) -> None:
+    for position, field in enumerate(fields):
+        if not is_known(field):
+            problems.append(Problem(asset.path, asset.line(*keys, position),
+                                    f"{'.'.join(map(str, keys))}: {field} does not exist on normalized events; "
+                                    "use an attribute such as @usr.email or @network.client.ip"))
+
+
+def _check_rule(asset: Asset) -> list[Problem]:
+    data, problems = asset.data, []
+    names = set()
+    for index, query in enumerate(data["queries"]):
+        if query["name"] in names:
+            problems.append(Problem(asset.path, asset.line("queries", index, "name"),
+                                    f"queries.{index}.name: {query['name']!r} is used twice; name each query once"))
+        names.add(query["name"])
+        _check_query(asset, problems, ("queries", index, "query"), query["query"])
+        _check_fields(asset, problems, ("queries", index, "group_by"), query.get("group_by", []))
+        _check_fields(asset, problems, ("queries", index, "distinct"), query.get("distinct", []))
+        if query.get("metric"):
+            _check_fields(asset, problems, ("queries", index, "metric"), [query["metric"]])
+        if query.get("aggregation") == "cardinality" and not query.get("distinct"):
+            problems.append(Problem(asset.path, asset.line("queries", index),
+                                    f"queries.{index}: cardinality counts distinct values of `distinct`; add it"))
+    group_bys = {tuple(q.get("group_by", [])) for q in data["queries"]}
+    if len(group_bys) > 1:
+        problems.append(Problem(asset.path, asset.line("queries"), "queries: Datadog requires the same group_by "
+                                                                   "on every query of a rule"))
+    method = data["method"]
+    for index, case in enumerate(data["cases"]):
+        condition = case.get("condition")
+        if method == "threshold" and not condition:
+            problems.append(Problem(asset.path, asset.line("cases", index),
+                                    f"cases.{index}: a threshold case needs a condition, e.g. "
+                                    f"`{data['queries'][0]['name']} > 0`"))
+        if method != "threshold" and condition:
+            problems.append(Problem(asset.path, asset.line("cases", index, "condition"),
+                                    f"cases.{index}.condition: {method} rules take no condition; remove it"))
+        if condition:
+            try:
+                compile_condition(condition, names)
+            except ConditionError as error:
+                problems.append(Problem(asset.path, asset.line("cases", index, "condition"),
+                                        f"cases.{index}.condition: {error}"))
+    for key in ("evaluation_window", "keep_alive", "max_signal_duration"):
+        if key in data:
+            seconds = _duration(asset, problems, (key,), data[key])
+            if seconds is not None and int(seconds) not in WINDOW_VALUES:
+                allowed = ", ".join(_short(value) for value in WINDOW_VALUES)
+                problems.append(Problem(asset.path, asset.line(key), f"{key}: Datadog accepts only {allowed}; "
+                                                                     f"{data[key]} is not one of them"))
+    if method == "new_value":
+        for key, low, high in (("learning_duration", 0, 30), ("forget_after", 1, 30)):
+            value = (data.get("new_value") or {}).get(key)
+            if value is not None:
+                seconds = _duration(asset, problems, ("new_value", key), value)
+                if seconds is not None and not (low * 86400 <= seconds <= high * 86400 and seconds % 86400 == 0):
+                    problems.append(Problem(asset.path, asset.line("new_value", key),
+                                            f"new_value.{key}: whole days from {low}d to {high}d"))
+        if not all(q.get("metric") for q in data["queries"]):
+            problems.append(Problem(asset.path, asset.line("queries"), "queries: a new_value query needs `metric`, "
+                                                                       "the attribute whose new values alert"))
+    if method == "impossible_travel":
+        for index, query in enumerate(data["queries"]):
+            if not query.get("group_by"):
+                problems.append(Problem(asset.path, asset.line("queries", index),
+                                        f"queries.{index}: impossible travel groups by the user; add "
+                                        "group_by: [\"@usr.id\"] (or @usr.email)"))
+    for attribute in TEMPLATE_ATTRIBUTE.findall(data["message"]):
+        if not is_known(attribute):
+            problems.append(Problem(asset.path, asset.line("message"), f"message: {{{{@{attribute}}}}} does not "
+                                                                       "exist on normalized events"))
+    tags = data["tags"]
+    if not any(TACTIC.match(tag) for tag in tags) or not any(TECHNIQUE.match(tag) for tag in tags):
+        problems.append(Problem(asset.path, asset.line("tags"), "tags: add a MITRE ATT&CK tactic and technique, "
+                                                                "e.g. tactic:TA0005-defense-evasion, technique:T1562"))
+    problems.extend(_check_tests(asset))
+    return problems
+
+
+def _check_tests(asset: Asset) -> list[Problem]:
+    problems = []
+    tests = asset.data["tests"]
+    if not any(t["expect"]["signals"] > 0 for t in tests) or not any(t["expect"]["signals"] == 0 for t in tests):
+        problems.append(Problem(asset.path, asset.line("tests"), "tests: every rule needs a test that must fire "
+                                                                 "(signals: 1 or more) and one that must not "
+                                                                 "(signals: 0)"))
+    for index, test in enumerate(tests):
+        for position, event in enumerate(test["events"]):
+            keys = ("tests", index, "events", position)
+            if "at" in event:
+                _duration(asset, problems, (*keys, "at"), event["at"])
+            if "every" in event:
+                _duration(asset, problems, (*keys, "every"), event["every"])
+            activity_type = event["activity"].get("type")
+            if activity_type not in activity_types():
+                problems.append(Problem(asset.path, asset.line(*keys, "activity", "type"),
+                                        f"tests.{index}: activity type {activity_type!r} is not documented"
+                                        f"{_suggest(str(activity_type))}"))
+    return problems
+
+
+def _check_dashboard(asset: Asset) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def visit(widgets: list[dict[str, Any]], keys: tuple[str | int, ...]) -> None:
+        for index, widget in enumerate(widgets):
+            (kind, body), = widget.items()
+            here = (*keys, index, kind)
+            if kind == "group":
+                visit(body["widgets"], (*here, "widgets"))
+            elif kind != "note":
+                _check_query(asset, problems, (*here, "query"), body["query"])
+                _check_fields(asset, problems, (*here, "group_by"), body.get("group_by", []))
+                if body.get("aggregation", "count") != "count" and not body.get("measure"):
+                    problems.append(Problem(asset.path, asset.line(*here), f"{kind}: {body['aggregation']} needs "
+                                                                           "`measure`, the attribute to aggregate"))
+
+    visit(asset.data["widgets"], ("widgets",))
+    return problems
+
+
+def _check_monitor(asset: Asset) -> list[Problem]:
+    problems: list[Problem] = []
+    data = asset.data
+    _check_query(asset, problems, ("query",), data["query"], check_fields=data["logs"] == "activities")
+    seconds = _duration(asset, problems, ("window",), data["window"])
+    if seconds is not None and not 60 <= seconds <= 2 * 86400:
+        problems.append(Problem(asset.path, asset.line("window"), "window: log monitors evaluate 1m to 2d"))
+    if data["rollup"] != "count" and not data.get("measure"):
+        problems.append(Problem(asset.path, asset.line("rollup"), f"rollup: {data['rollup']} needs `measure`"))
+    warning = data.get("warning")
+    if warning is not None:
+        wrong_side = warning >= data["critical"] if data["alert_when"] == "above" else warning <= data["critical"]
+        if wrong_side:
+            problems.append(Problem(asset.path, asset.line("warning"), "warning: must come before critical "
+                                                                       f"(alerting when {data['alert_when']})"))
+    return problems
+
+
+def _check_pipeline(asset: Asset) -> list[Problem]:
+    problems: list[Problem] = []
+    _check_query(asset, problems, ("filter", "query"), asset.data["filter"]["query"], check_fields=False)
+
+    def visit(processors: list[dict[str, Any]], keys: tuple[str | int, ...], depth: int) -> None:
+        if len(processors) > MAX_PROCESSORS:
+            problems.append(Problem(asset.path, asset.line(*keys), f"{'.'.join(map(str, keys))}: "
+                                    f"{len(processors)} processors; Datadog recommends at most {MAX_PROCESSORS} "
+                                    "per pipeline, move some into a nested pipeline"))
+        for index, processor in enumerate(processors):
+            if processor["type"] == "pipeline":
+                if depth >= 1:
+                    problems.append(Problem(asset.path, asset.line(*keys, index),
+                                            "a nested pipeline cannot hold another pipeline (one level only)"))
+                query = (processor.get("filter") or {}).get("query", "*")
+                _check_query(asset, problems, (*keys, index, "filter", "query"), query, check_fields=False)
+                visit(processor.get("processors", []), (*keys, index, "processors"), depth + 1)
+
+    visit(asset.data["processors"], ("processors",), 0)
+    return problems
+
+
+def _short(seconds: int) -> str:
+    if seconds == 0:
+        return "0"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def count_by_kind(assets: list[Asset]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for asset in assets:
+        counts[asset.kind] += 1
+    return dict(counts)

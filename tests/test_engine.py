@@ -1,0 +1,174 @@
+"""Detection methods on timelines: windows, keep-alive, max duration, learning, travel."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from ruamel.yaml import YAML
+
+from ccl.assets import Asset, plain
+from ccl.engine import Engine
+from ccl.rules import build_rule
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
+
+
+def rule(text: str):
+    data = plain(YAML(typ="rt").load(text))
+    base = {"id": "r", "name": "r", "message": "m", "tags": [], "tests": [], "cases": [{"severity": "high"}]}
+    return build_rule(Asset("rule", None, {**base, **data}))  # type: ignore[arg-type]
+
+
+def event(seconds: float, name: str, n: int | str = 0, **fields) -> dict:
+    stamp = datetime.fromtimestamp(T0 + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"id": f"a{n}-{seconds}", "timestamp": stamp, "evt": {"name": name}, **fields}
+
+
+FAILURES = """
+method: threshold
+queries:
+  - {name: failures, query: "@evt.name:sso_login_failed", group_by: ["@ip"]}
+cases: [{condition: failures >= 3, severity: medium}]
+evaluation_window: 5m
+keep_alive: 10m
+max_signal_duration: 30m
+"""
+
+
+def test_an_event_exactly_one_window_old_still_counts():
+    events = [event(0, "sso_login_failed", ip="x"), event(150, "sso_login_failed", ip="x"),
+              event(300, "sso_login_failed", ip="x")]
+    assert len(Engine([rule(FAILURES)]).run(events)) == 1
+    late = [*events[:2], event(300.001, "sso_login_failed", ip="x")]
+    assert Engine([rule(FAILURES)]).run(late) == []
+
+
+def test_out_of_order_events_give_the_same_signals_as_sorted_ones():
+    events = [event(i * 20, "sso_login_failed", n=i, ip="x") for i in range(6)]
+    shuffled = events[:]
+    random.Random(4).shuffle(shuffled)
+    sorted_signals = [s.to_json() for s in Engine([rule(FAILURES)]).run(events)]
+    assert sorted_signals and [s.to_json() for s in Engine([rule(FAILURES)]).run(shuffled)] == sorted_signals
+
+
+def test_keep_alive_extends_an_open_signal_and_a_gap_starts_a_new_one():
+    burst = [event(i * 10, "sso_login_failed", n=i, ip="x") for i in range(3)]
+    extension = [event(300 + i * 10, "sso_login_failed", n=10 + i, ip="x") for i in range(3)]  # within 10m
+    after_gap = [event(3000 + i * 10, "sso_login_failed", n=20 + i, ip="x") for i in range(3)]  # 45m later
+    signals = Engine([rule(FAILURES)]).run(burst + extension + after_gap)
+    assert [s.count for s in signals] == [6, 3]
+    assert signals[0].last_seen - signals[0].first_seen == 320
+
+
+def test_max_signal_duration_closes_a_signal_that_keeps_being_extended():
+    steady = [event(i * 60, "sso_login_failed", n=i, ip="x") for i in range(45)]  # one a minute for 45m
+    signals = Engine([rule(FAILURES)]).run(steady)
+    assert len(signals) == 2
+    assert signals[0].last_seen - signals[0].first_seen <= 30 * 60
+
+
+def test_groups_are_separate_and_events_missing_a_group_value_are_not_counted():
+    events = [event(i, "sso_login_failed", n=i, ip="a" if i % 2 else "b") for i in range(4)]
+    events += [event(10 + i, "sso_login_failed", n=100 + i) for i in range(5)]
+    assert Engine([rule(FAILURES)]).run(events) == []
+
+
+def test_cases_are_evaluated_in_order_and_the_first_that_holds_wins():
+    two_cases = rule("""
+method: threshold
+queries:
+  - {name: f, query: "@evt.name:sso_login_failed", group_by: ["@ip"]}
+  - {name: s, query: "@evt.name:sso_login_succeeded", group_by: ["@ip"]}
+cases:
+  - {condition: f >= 2 && s > 0, severity: high}
+  - {condition: f >= 2, severity: low}
+evaluation_window: 5m
+keep_alive: 1h
+""")
+    only_failures = [event(0, "sso_login_failed", n=1, ip="x"), event(1, "sso_login_failed", n=2, ip="x")]
+    assert [s.severity for s in Engine([two_cases]).run(only_failures)] == ["low"]
+    with_success = [*only_failures, event(2, "sso_login_succeeded", n=3, ip="x")]
+    signals = Engine([two_cases]).run(with_success)
+    assert [s.severity for s in signals] == ["high"] and signals[0].count == 3  # upgraded, same signal
+
+
+def test_cardinality_counts_distinct_values():
+    distinct = rule("""
+method: threshold
+queries:
+  - {name: chats, query: "@evt.name:claude_chat_viewed", group_by: ["@user"], aggregation: cardinality,
+     distinct: ["@chat"]}
+cases: [{condition: chats > 3, severity: medium}]
+evaluation_window: 10m
+""")
+    same_chat = [event(i, "claude_chat_viewed", n=i, user="u", chat="c1") for i in range(10)]
+    assert Engine([distinct]).run(same_chat) == []
+    many = [event(i, "claude_chat_viewed", n=i, user="u", chat=f"c{i}") for i in range(4)]
+    assert len(Engine([distinct]).run(many)) == 1
+
+
+NEW_VALUE = """
+method: new_value
+queries: [{name: q, query: "@evt.name:admin_api_key_created", metric: "@who", group_by: ["@org"]}]
+new_value: {learning_duration: 1d, forget_after: 2d}
+"""
+DAY = 86400
+
+
+def test_new_value_learns_then_alerts_and_forgets_after():
+    events = [event(0, "admin_api_key_created", n=1, who="ana", org="o"),
+              event(DAY / 2, "admin_api_key_created", n=2, who="bob", org="o"),  # learned
+              event(DAY + 1, "admin_api_key_created", n=3, who="bob", org="o"),  # known
+              event(DAY + 2, "admin_api_key_created", n=4, who="eve", org="o"),  # new: signal
+              event(5 * DAY, "admin_api_key_created", n=5, who="ana", org="o")]  # forgotten after 2d: signal
+    signals = Engine([rule(NEW_VALUE)]).run(events)
+    assert [s.group["@who"] for s in signals] == ["eve", "ana"]
+    assert signals[0].group["@org"] == "o"
+
+
+def test_new_value_with_no_learning_learns_each_groups_first_value_silently():
+    zero = rule(NEW_VALUE.replace("learning_duration: 1d", "learning_duration: 0d"))
+    events = [event(0, "admin_api_key_created", n=1, who="ana", org="o"),
+              event(1, "admin_api_key_created", n=2, who="bob", org="o"),
+              event(2, "admin_api_key_created", n=3, who="zed", org="p")]
+    assert [s.group["@who"] for s in Engine([zero]).run(events)] == ["bob"]
+
+
+TRAVEL = """
+method: impossible_travel
+queries: [{name: q, query: "@evt.name:sso_login_succeeded", group_by: ["@usr.id"]}]
+impossible_travel: {baseline_user_locations: BASELINE}
+"""
+LONDON = {"country": {"iso_code": "GB"}, "city": {"name": "London"}, "location": {"latitude": 51.51, "longitude": -0.09}}
+CHANGCHUN = {"country": {"iso_code": "CN"}, "city": {"name": "Changchun"},
+             "location": {"latitude": 43.88, "longitude": 125.32}}
+
+
+def login(seconds: float, n: int, place: dict | None) -> dict:
+    extra = {"network": {"client": {"geoip": place}}} if place else {}
+    return event(seconds, "sso_login_succeeded", n=n, usr={"id": "u1"}, **extra)
+
+
+def test_impossible_travel_needs_distance_and_speed_and_ignores_unlocated_events():
+    travel = rule(TRAVEL.replace("BASELINE", "false"))
+    assert len(Engine([travel]).run([login(0, 1, LONDON), login(1200, 2, CHANGCHUN)])) == 1
+    assert Engine([travel]).run([login(0, 1, LONDON), login(2 * DAY, 2, CHANGCHUN)]) == []
+    assert Engine([travel]).run([login(0, 1, LONDON), login(600, 2, None), login(700, 3, LONDON)]) == []
+
+
+def test_impossible_travel_baseline_learns_a_day_then_suppresses_known_hops():
+    travel = rule(TRAVEL.replace("BASELINE", "true"))
+    baseline = [login(0, 1, LONDON), login(3600, 2, CHANGCHUN)]  # a known pattern, learned
+    assert Engine([travel]).run(baseline) == []
+    later = [*baseline, login(DAY + 10, 3, LONDON), login(DAY + 1200, 4, CHANGCHUN)]
+    assert Engine([travel]).run(later) == []
+    elsewhere = {"country": {"iso_code": "US"}, "city": {"name": "Milton"},
+                 "location": {"latitude": 47.25, "longitude": -122.31}}
+    assert len(Engine([travel]).run([*baseline, login(DAY + 10, 3, LONDON), login(DAY + 900, 4, elsewhere)])) == 1
+
+
+def test_events_are_dispatched_only_to_rules_that_can_match_their_name():
+    sso = rule(FAILURES)
+    engine = Engine([sso])
+    assert engine._by_name == {"sso_login_failed": [sso]} and engine._any_name == []

@@ -1,0 +1,133 @@
+"""Every check of `ccl validate`, each with a broken file and the exact message it must print."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CCL
+
+VALID = """\
+id: sso-disabled
+name: "Claude: SSO disabled"
+method: threshold
+queries:
+  - name: sso_off
+    query: "@evt.name:org_sso_toggled @enabled:false"
+    group_by: ["@usr.email"]
+cases:
+  - condition: sso_off > 0
+    severity: high
+evaluation_window: 5m
+keep_alive: 1h
+max_signal_duration: 1d
+message: "{{@usr.email}} disabled SSO."
+tags: [tactic:TA0005-defense-evasion, technique:T1562-impair-defenses]
+tests:
+  - name: fires
+    events:
+      - activity: {type: org_sso_toggled, enabled: false}
+    expect: {signals: 1}
+  - name: quiet
+    events:
+      - activity: {type: org_sso_toggled, enabled: true}
+    expect: {signals: 0}
+"""
+
+
+def run_validate(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CCL, "validate", *args], cwd=root, capture_output=True, text=True, check=False)
+
+
+def write_rule(root: Path, text: str, name: str = "rule.yaml") -> Path:
+    path = root / "detections" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_valid_rule_passes(tmp_path):
+    write_rule(tmp_path, VALID)
+    done = run_validate(tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok: 1 rule"
+
+
+CASES = [
+    ("malformed YAML", VALID.replace("method: threshold", "method: [threshold"),
+     "detections/rule.yaml:4: not valid YAML"),
+    ("a misspelled key", VALID.replace("method: threshold", "method: threshold\nseverty: high"),
+     "detections/rule.yaml:4: (top level): unknown key 'severty'; allowed here: cases, enabled,"),
+    ("a missing key", VALID.replace('message: "{{@usr.email}} disabled SSO."\n', ""),
+     "detections/rule.yaml:1: (top level): missing `message`; add it"),
+    ("a wrong severity", VALID.replace("severity: high", "severity: urgent"),
+     "detections/rule.yaml:10: cases.0.severity: 'urgent' is not one of info, low, medium, high, critical"),
+    ("a query that does not parse", VALID.replace("@enabled:false\"", "(@enabled:false\""),
+     "detections/rule.yaml:6: queries.0.query: the query does not parse: unclosed parenthesis at character 27"),
+    ("a source scope in the query", VALID.replace('query: "@evt', 'query: "source:claude-compliance-logs @evt'),
+     "detections/rule.yaml:6: queries.0.query: leave out `source:...`; render scopes every query"),
+    ("a condition naming no query", VALID.replace("sso_off > 0", "ssoff > 0"),
+     "detections/rule.yaml:9: cases.0.condition: names no query: ssoff (queries: sso_off)"),
+    ("a window Datadog refuses", VALID.replace("keep_alive: 1h", "keep_alive: 45m"),
+     "detections/rule.yaml:12: keep_alive: Datadog accepts only 0, 1m, 5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d;"
+     " 45m is not one of them"),
+    ("an unreadable duration", VALID.replace("evaluation_window: 5m", "evaluation_window: five minutes"),
+     "detections/rule.yaml:11: evaluation_window: cannot read 'five minutes' as a duration"),
+    ("an unknown activity type", VALID.replace("@evt.name:org_sso_toggled", "@evt.name:org_sso_toggle"),
+     "detections/rule.yaml:6: queries.0.query: 'org_sso_toggle' is not a documented activity type; "
+     "did you mean 'org_sso_toggled'?"),
+    ("a pattern matching no type", VALID.replace("@evt.name:org_sso_toggled", "@evt.name:nothing_like_*"),
+     "detections/rule.yaml:6: queries.0.query: @evt.name:nothing_like_* matches none of the 514"),
+    ("an unknown attribute in a query", VALID.replace("@enabled:false", "@enabeld:false"),
+     "detections/rule.yaml:6: queries.0.query: @enabeld is neither a normalized attribute nor a field"),
+    ("an unknown group-by attribute", VALID.replace('["@usr.email"]', '["@user.email"]'),
+     "detections/rule.yaml:7: queries.0.group_by: @user.email does not exist on normalized events"),
+    ("an unknown template attribute", VALID.replace("{{@usr.email}} disabled", "{{@usr.mail}} disabled"),
+     "detections/rule.yaml:14: message: {{@usr.mail}} does not exist on normalized events"),
+    ("no MITRE tags", VALID.replace("tags: [tactic:TA0005-defense-evasion, technique:T1562-impair-defenses]",
+                                    "tags: [team:security]"),
+     "detections/rule.yaml:15: tags: add a MITRE ATT&CK tactic and technique"),
+    ("no test that must not fire", VALID.replace("expect: {signals: 0}", "expect: {signals: 1}"),
+     "detections/rule.yaml:16: tests: every rule needs a test that must fire"),
+    ("an unknown activity type in a test", VALID.replace("{type: org_sso_toggled, enabled: true}",
+                                                         "{type: org_sso_toogled, enabled: true}"),
+     "detections/rule.yaml:23: tests.1: activity type 'org_sso_toogled' is not documented"),
+    ("a threshold case without condition", VALID.replace("  - condition: sso_off > 0\n    severity", "  - severity"),
+     "detections/rule.yaml:9: cases.0: a threshold case needs a condition, e.g. `sso_off > 0`"),
+    ("a new_value rule without metric", VALID.replace("method: threshold", "method: new_value")
+     .replace("  - condition: sso_off > 0\n    severity", "  - severity"),
+     "detections/rule.yaml:4: queries: a new_value query needs `metric`"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [(t, m) for _, t, m in CASES], ids=[c[0] for c in CASES])
+def test_each_problem_is_reported_with_its_line_and_a_fix(tmp_path, text, message):
+    write_rule(tmp_path, text)
+    done = run_validate(tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_all_problems_come_in_one_run_and_ids_must_be_unique(tmp_path):
+    write_rule(tmp_path, VALID, "a.yaml")
+    write_rule(tmp_path, VALID.replace("keep_alive: 1h", "keep_alive: 45m"), "b.yaml")
+    stray = tmp_path / "notes" / "x.yaml"
+    stray.parent.mkdir()
+    stray.write_text("a: 1\n")
+    done = run_validate(tmp_path, "detections", "notes")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert "detections/b.yaml:1: rule id 'sso-disabled' is also used by detections/a.yaml; ids must be unique, " \
+           "rename one" in lines
+    assert any(line.startswith("detections/b.yaml:12: keep_alive:") for line in lines)
+    assert "notes/x.yaml:0: cannot tell what this is: put it under pipelines/, dashboards/, detections/ or " \
+           "monitors/" in lines
+    assert lines[-1] == "3 problem(s); nothing was changed"
+
+
+def test_the_repository_assets_validate():
+    done = subprocess.run([*CCL, "validate"], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
