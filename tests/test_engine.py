@@ -140,7 +140,8 @@ method: impossible_travel
 queries: [{name: q, query: "@evt.name:sso_login_succeeded", group_by: ["@usr.id"]}]
 impossible_travel: {baseline_user_locations: BASELINE}
 """
-LONDON = {"country": {"iso_code": "GB"}, "city": {"name": "London"}, "location": {"latitude": 51.51, "longitude": -0.09}}
+LONDON = {"country": {"iso_code": "GB"}, "city": {"name": "London"},
+          "location": {"latitude": 51.51, "longitude": -0.09}}
 CHANGCHUN = {"country": {"iso_code": "CN"}, "city": {"name": "Changchun"},
              "location": {"latitude": 43.88, "longitude": 125.32}}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccl.query import QueryError, compile_query, required_event_names, parse
+from ccl.query import QueryError, compile_query, parse, required_event_names
 
 EVENT = {
     "evt": {"name": "org_sso_toggled", "outcome": "success"},
