@@ -240,8 +240,11 @@ def _check_dashboard(asset: Asset) -> list[Problem]:
             if kind == "group":
                 visit(body["widgets"], (*here, "widgets"))
             elif kind != "note":
-                _check_query(asset, problems, (*here, "query"), body["query"])
-                _check_fields(asset, problems, (*here, "group_by"), body.get("group_by", []))
+                # The collector's own log lines have their own attributes (cause, lag_seconds, ...).
+                activities = body.get("logs", "activities") == "activities"
+                _check_query(asset, problems, (*here, "query"), body["query"], check_fields=activities)
+                if activities:
+                    _check_fields(asset, problems, (*here, "group_by"), body.get("group_by", []))
                 if body.get("aggregation", "count") != "count" and not body.get("measure"):
                     problems.append(Problem(asset.path, asset.line(*here), f"{kind}: {body['aggregation']} needs "
                                                                            "`measure`, the attribute to aggregate"))

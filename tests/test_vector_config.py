@@ -90,7 +90,7 @@ def test_vector_unit_tests_pass_through_the_harness():
     done = subprocess.run([*CCL, "vector-test", "vector.toml", "vector/geoip-off.toml", "vector/tests.toml"],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "8 passed, 0 failed" in done.stdout
+    assert "10 passed, 0 failed" in done.stdout
 
 
 def test_geoip_unit_tests_pass_with_maxminds_test_database(geoip_db):
@@ -109,7 +109,7 @@ def test_the_harness_fails_when_an_assertion_fails(tmp_path):
     assert done.returncode == 1
     assert "test a chat view gets Datadog's attributes and OCSF class 6001 ... failed" in done.stdout
     assert "someone.else@example.com" in done.stdout
-    assert "7 passed, 1 failed" in done.stdout
+    assert "9 passed, 1 failed" in done.stdout
 
 
 def test_the_harness_refuses_what_it_cannot_emulate(tmp_path):
