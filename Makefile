@@ -22,8 +22,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/collector.py
-	$(PY) bench/normalize.py
+	$(PY) bench/bench_collector.py
+	$(PY) bench/bench_normalize.py
+	$(PY) bench/bench_detect.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

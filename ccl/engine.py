@@ -245,6 +245,10 @@ class Engine:
                 for name in names:
                     self._by_name.setdefault(name, []).append(rule)
 
+    def event_names(self) -> set[str] | None:
+        """Names of the events some rule can match; None when a rule may match any event."""
+        return None if self._any_name else set(self._by_name)
+
     def run(self, events: Iterable[dict[str, Any]]) -> list[Signal]:
         timed = [(moment, index, event) for index, event in enumerate(events)
                  if (moment := event_time(event)) is not None]

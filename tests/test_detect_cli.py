@@ -63,3 +63,16 @@ def test_detect_reports_unusable_input_without_a_traceback(tmp_path):
     assert done.returncode == 2 and f"{source}:2: not JSON" in done.stderr and "Traceback" not in done.stderr
     missing = run("detect", "--events", str(tmp_path / "none.ndjson"))
     assert missing.returncode == 2 and "none.ndjson" in missing.stderr
+
+
+def test_detect_gives_the_same_signals_on_raw_and_on_normalized_events(make_simulator, tmp_path):
+    simulator = make_simulator(seed=22, rate=0.5, history=2 * 3600, scenarios=["sso-brute-force", "compliance-off"])
+    raw = tmp_path / "raw.ndjson"
+    with raw.open("wb") as out:
+        subprocess.run(collector_command("--once", "--since", "3h", "--state-dir", str(tmp_path / "state")),
+                       env=collector_env(simulator.url), stdout=out, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
+    normalized = tmp_path / "normalized.ndjson"
+    normalized.write_text(run("normalize", str(raw)).stdout)
+    from_raw, from_normalized = run("detect", "--events", str(raw)), run("detect", "--events", str(normalized))
+    assert from_raw.stdout and from_raw.stdout == from_normalized.stdout
+    assert "no rule can match" in from_normalized.stderr

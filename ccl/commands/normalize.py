@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,10 +48,14 @@ def run_normalize(source: str, geoip_db: Path | None) -> int:
     return 2 if bad_lines else 0
 
 
-def read_ndjson(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any], str | None]]:
-    """(line number, object, problem) per non-blank line; problem says why a line is unusable."""
+def read_ndjson(stream: IO[str], wanted: Callable[[str], bool] | None = None
+                ) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """(line number, object, problem) per non-blank line; problem says why a line is unusable.
+
+    `wanted`, if given, sees each raw line first; lines it declines are not parsed.
+    """
     for line_number, line in enumerate(stream, start=1):
-        if not line.strip():
+        if not line.strip() or (wanted is not None and not wanted(line)):
             continue
         try:
             value = json.loads(line)

@@ -7,7 +7,7 @@ nothing and the figure is the collector's), then runs, against the same pages:
 Prints activities per second, peak RSS and the ratio to the baseline, and checks that the
 collector emitted every activity exactly once. Target: at least 50,000 activities/s.
 
-    python bench/collector.py [--sizes 200000,1000000]
+    python bench/bench_collector.py [--sizes 200000,1000000]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Runs the production vector/normalize.vrl through vrl-python (what `ccl normalize
 `ccl test` and the demo use) over realistic simulated activities, without and with GeoIP (MaxMind's
 test database), and prints events per second.
 
-    python bench/normalize.py [--events 20000]
+    python bench/bench_normalize.py [--events 20000]
 """
 
 from __future__ import annotations
