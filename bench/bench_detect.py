@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     count = parser.parse_args().events
-    assets, problems = load_all([ROOT / "detections"], ROOT)
+    assets, _ = load_all([ROOT / "detections"], ROOT)
     rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
     print(f"\ndetection engine, {len(rules)} rules from detections/")
     started = time.perf_counter()

@@ -17,7 +17,6 @@ from ccl.normalize import SOURCE, Normalizer
 from ccl.rules import build_rule
 from ccl.vrl import VrlError
 
-
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name: read it
 # without parsing the line, and skip lines no rule can match. Anything else is parsed in full.
 EVENT_NAME = re.compile(r'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
