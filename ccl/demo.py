@@ -81,6 +81,9 @@ def main() -> int:
         show_counts("successful sign-ins by country (GeoIP)", countries, limit=6)
         print(f"   -> {DEMO_DIR / 'normalized.ndjson'}")
 
+    step("5. The detection rules of detections/, run offline with Datadog's semantics")
+    show_signals(normalized)
+
     step("Next")
     print("   ccl status --state-dir .demo/state     # where the collector stands")
     print("   ccl normalize .demo/activities.ndjson  # the same normalization, on any NDJSON")
@@ -116,6 +119,27 @@ def summary_of(event: dict[str, Any]) -> dict[str, Any]:
         "status": event.get("status"),
         "ocsf": {key: ocsf.get(key) for key in ("class_name", "activity_name", "status", "severity") if key in ocsf},
     }
+
+
+def show_signals(events: list[dict[str, Any]]) -> None:
+    from ccl.assets import load_all
+    from ccl.engine import Engine
+    from ccl.rules import build_rule
+    from ccl.validate import validate
+
+    assets, problems = load_all([Path("detections")], Path("."))
+    problems += validate(assets)
+    if problems:
+        print(f"   (rules skipped: {problems[0]})")
+        return
+    rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
+    signals = Engine(rules).run(events)
+    print(f"   {len(rules)} rules over {len(events):,} events: {len(signals)} signals")
+    order = ["critical", "high", "medium", "low", "info"]
+    for signal in sorted(signals, key=lambda s: (order.index(s.severity), s.first_seen)):
+        group = ", ".join(f"{key}={value}" for key, value in signal.group.items())
+        print(f"     {signal.severity:<8} {signal.rule:<40} {signal.count:>4} events  {group}")
+    print("   (`ccl detect --events .demo/activities.ndjson` prints them as JSON)")
 
 
 class Run:

@@ -94,10 +94,10 @@ def _duration(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...]
 
 
 def _check_query(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...], text: str,
-                 check_fields: bool = True) -> None:
+                 check_fields: bool = True, scoped: bool = True) -> None:
     where = asset.line(*keys)
     label = ".".join(map(str, keys))
-    if "source:" in text.replace("@source:", ""):
+    if scoped and "source:" in text.replace("@source:", ""):
         problems.append(Problem(asset.path, where, f"{label}: leave out `source:...`; render scopes every query "
                                                    "to the right source"))
     try:
@@ -273,7 +273,9 @@ def _check_monitor(asset: Asset) -> list[Problem]:
 
 def _check_pipeline(asset: Asset) -> list[Problem]:
     problems: list[Problem] = []
-    _check_query(asset, problems, ("filter", "query"), asset.data["filter"]["query"], check_fields=False)
+    # A pipeline's filter is its scope: it names the source itself.
+    _check_query(asset, problems, ("filter", "query"), asset.data["filter"]["query"], check_fields=False,
+                 scoped=False)
 
     def visit(processors: list[dict[str, Any]], keys: tuple[str | int, ...], depth: int) -> None:
         if len(processors) > MAX_PROCESSORS:

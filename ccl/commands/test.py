@@ -9,6 +9,7 @@ from ccl.catalog import activity_types
 from ccl.commands.validate import load_valid
 from ccl.geoip import GeoIpError
 from ccl.normalize import Normalizer
+from ccl.pipeline_tests import run_pipeline_tests
 from ccl.query import event_names
 from ccl.rules import Rule, build_rule
 from ccl.testing import run_rule_tests
@@ -32,15 +33,19 @@ def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> 
     except GeoIpError as error:
         print(f"error: {error}")
         return 2
-    outcomes = [outcome for rule in rules for outcome in run_rule_tests(rule, normalizer)]
+    outcomes = [outcome for asset in assets if asset.kind == "pipeline"
+                for outcome in run_pipeline_tests(asset, normalizer)]
+    outcomes += [outcome for rule in rules for outcome in run_rule_tests(rule, normalizer)]
     width = max((len(o.rule) for o in outcomes), default=4)
-    print(f"{'rule':<{width}}  result  test")
+    print(f"{'asset':<{width}}  result  test")
     for outcome in outcomes:
         print(f"{outcome.rule:<{width}}  {'ok' if outcome.passed else 'FAIL':<6}  {outcome.name}")
         if not outcome.passed:
             print(f"{'':<{width}}          {outcome.detail}")
     failed = [o for o in outcomes if not o.passed]
-    print(f"\n{len(rules)} rules, {len(outcomes)} tests: {len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    pipelines = sum(asset.kind == "pipeline" for asset in assets)
+    print(f"\n{pipelines} pipelines, {len(rules)} rules, {len(outcomes)} tests: {len(outcomes) - len(failed)} passed, "
+          f"{len(failed)} failed")
     if coverage:
         print_coverage(rules)
     return 1 if failed else 0
