@@ -136,9 +136,14 @@ def show_signals(events: list[dict[str, Any]]) -> None:
     signals = Engine(rules).run(events)
     print(f"   {len(rules)} rules over {len(events):,} events: {len(signals)} signals")
     order = ["critical", "high", "medium", "low", "info"]
+    by_rule: dict[str, list[Any]] = {}
     for signal in sorted(signals, key=lambda s: (order.index(s.severity), s.first_seen)):
-        group = ", ".join(f"{key}={value}" for key, value in signal.group.items())
-        print(f"     {signal.severity:<8} {signal.rule:<40} {signal.count:>4} events  {group}")
+        by_rule.setdefault(signal.rule, []).append(signal)
+    for rule_id, found in by_rule.items():
+        first = found[0]
+        group = ", ".join(f"{key}={value}" for key, value in first.group.items())
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        print(f"     {first.severity:<8} {rule_id:<36} {first.count:>4} events  {group}{more}")
     print("   (`ccl detect --events .demo/activities.ndjson` prints them as JSON)")
 
 

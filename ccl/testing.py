@@ -45,11 +45,22 @@ def build_events(rule_id: str, test: dict[str, Any], normalizer: Normalizer) -> 
             moment = TEST_START + offset + repeat * every
             activity = {"id": f"activity_test_{rule_id}_{position}_{repeat}",
                         "created_at": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        **DEFAULT_ORG, "actor": dict(DEFAULT_ACTOR), **copy.deepcopy(spec["activity"])}
+                        **DEFAULT_ORG, "actor": dict(DEFAULT_ACTOR), **_numbered(spec["activity"], repeat)}
             event = normalizer.normalize(activity)
             merge(event, spec.get("add") or {})
             events.append(event)
     return events
+
+
+def _numbered(value: Any, number: int) -> Any:
+    """A copy of `value` where "{n}" in strings is the repetition's number (distinct ids in a burst)."""
+    if isinstance(value, str):
+        return value.replace("{n}", str(number))
+    if isinstance(value, dict):
+        return {key: _numbered(item, number) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbered(item, number) for item in value]
+    return value
 
 
 def merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
