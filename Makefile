@@ -19,6 +19,9 @@ demo: $(STAMP)
 	@$(PY) -m ccl.demo
 
 test: $(STAMP)
+	$(PY) -m ccl validate
+	$(PY) -m ccl test --coverage > .ccl-test-report.txt || (cat .ccl-test-report.txt; exit 1)
+	@grep -E "tests:|have a rule" .ccl-test-report.txt
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -31,4 +34,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check . || true
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info .demo out .ccl-test-report.txt

@@ -95,7 +95,9 @@ def render_rule(asset: Asset) -> dict[str, Any]:
                                       "learningMethod": "duration", "learningThreshold": 0}
     if rule.method == "impossible_travel":
         options["impossibleTravelOptions"] = {"baselineUserLocations": rule.baseline_user_locations}
-    tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id)})
+    # Datadog's own default rules with the same strategy: `ccl plan` reports the overlap.
+    overlaps = {f"ccl-overlaps:{default_id}" for default_id in rule.overlaps_default}
+    tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id), *overlaps})
     return {"name": rule.name, "type": "log_detection", "isEnabled": rule.enabled, "message": rule.message.strip(),
             "tags": tags, "hasExtendedTitle": True, "queries": queries, "cases": cases, "options": options}
 
