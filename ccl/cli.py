@@ -164,18 +164,75 @@ def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
     sys.exit(run_detect(events_source, rules_dir, geoip_db))
 
 
+SITE = click.option("--site", metavar="SITE", help="Datadog site, e.g. datadoghq.eu (default $DD_SITE, else "
+                    "datadoghq.com); $DD_API_URL overrides the API URL")
+ONLY = click.option("--only", type=click.Choice(["pipelines", "dashboards", "rules", "monitors"]),
+                    help="only this kind of object")
+PRUNE = click.option("--prune", is_flag=True, help="delete managed objects whose file is gone (never anything else)")
+DEFAULTS = click.option("--disable-overlapping-defaults", "disable_defaults", is_flag=True,
+                        help="disable Datadog's default rules that our rules supersede (they cannot be deleted)")
+
+
 @cli.command("test")
 @PATHS
 @click.option("--coverage", is_flag=True, help="list security-relevant activity types with and without a rule")
+@click.option("--remote", is_flag=True, help="also ask Datadog's rule test endpoint whether each test event "
+                                             "matches each query, and report disagreements with the offline matcher")
 @GEOIP
-def test_command(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> None:
-    """Run every rule's embedded tests through the normalizer and the engine.
+@SITE
+def test_command(paths: tuple[Path, ...], coverage: bool, remote: bool, geoip_db: Path | None,
+                 site: str | None) -> None:
+    """Run every rule's embedded tests (and the pipeline's) through the normalizer and the engine.
 
-    Exit 1 if a test fails, 2 if the assets do not validate.
+    Exit 1 if a test fails, 2 if the assets do not validate. With --remote, DD_API_KEY and
+    DD_APP_KEY (permission security_monitoring_rules_write) come from the environment.
     """
     from ccl.commands.test import run_test
 
-    sys.exit(run_test(paths, coverage, geoip_db))
+    code = run_test(paths, coverage, geoip_db)
+    if remote and code == 0:
+        from ccl.commands.deploy import run_remote_test
+
+        code = run_remote_test(site, paths)
+    sys.exit(code)
+
+
+@cli.command()
+@PRUNE
+@ONLY
+@click.option("--json", "as_json", is_flag=True, help='machine-readable: [{"kind", "key", "action", "remote_id"}]')
+@click.option("--verbose", is_flag=True, help="list unchanged objects too")
+@DEFAULTS
+@SITE
+def plan(prune: bool, only: str | None, as_json: bool, verbose: bool, disable_defaults: bool,
+         site: str | None) -> None:
+    """Show what `ccl deploy` with the same flags would change in Datadog, and why.
+
+    \b
+    Keys: DD_API_KEY and DD_APP_KEY (or DD_APPLICATION_KEY) from the environment, never arguments.
+    Only objects carrying the key of one of our files are ever updated or deleted.
+    """
+    from ccl.commands.deploy import run_plan
+
+    sys.exit(run_plan(site, prune, only, as_json, disable_defaults, verbose))
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="apply without asking (required without a terminal, e.g. in CI)")
+@PRUNE
+@ONLY
+@DEFAULTS
+@SITE
+def deploy(yes: bool, prune: bool, only: str | None, disable_defaults: bool, site: str | None) -> None:
+    """Apply the plan: create and update what changed; delete only with --prune, only what ccl owns.
+
+    \b
+    Rules go through Datadog's validation endpoint first; a refused rule is reported with its
+    file and Datadog's message, and left as it is. A second run after any failure completes it.
+    """
+    from ccl.commands.deploy import run_deploy
+
+    sys.exit(run_deploy(site, prune, only, yes, disable_defaults))
 
 
 def main() -> None:

@@ -1,0 +1,153 @@
+"""A small Datadog API client: keys from the environment, site mapping, retries, clear errors.
+
+Keys never appear in errors or output: messages name the endpoint and Datadog's own message only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+SITES = {
+    "datadoghq.com": "https://api.datadoghq.com",
+    "us3.datadoghq.com": "https://api.us3.datadoghq.com",
+    "us5.datadoghq.com": "https://api.us5.datadoghq.com",
+    "datadoghq.eu": "https://api.datadoghq.eu",
+    "ap1.datadoghq.com": "https://api.ap1.datadoghq.com",
+    "ap2.datadoghq.com": "https://api.ap2.datadoghq.com",
+    "ddog-gov.com": "https://api.ddog-gov.com",
+}
+# What a 403 on each API family most likely lacks (docs.datadoghq.com/account_management/rbac/permissions).
+PERMISSIONS = [
+    ("/api/v2/security_monitoring/rules", "GET", "security_monitoring_rules_read"),
+    ("/api/v2/security_monitoring/rules", "", "security_monitoring_rules_write"),
+    ("/api/v1/logs/config/pipeline", "GET", "logs_read_config"),
+    ("/api/v1/logs/config/pipeline", "", "logs_write_pipelines"),
+    ("/api/v1/dashboard", "GET", "dashboards_read"),
+    ("/api/v1/dashboard", "", "dashboards_write"),
+    ("/api/v1/monitor", "GET", "monitors_read"),
+    ("/api/v1/monitor", "", "monitors_write"),
+]
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class DatadogError(Exception):
+    """A call failed for good; `status` is the HTTP status (0 for a network failure)."""
+
+    def __init__(self, message: str, status: int = 0, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConfigError(Exception):
+    """Missing keys or an unknown site: nothing was sent."""
+
+
+def api_url(site: str | None) -> str:
+    override = os.environ.get("DD_API_URL")
+    if override:
+        return override.rstrip("/")
+    chosen = site or os.environ.get("DD_SITE") or "datadoghq.com"
+    if chosen not in SITES:
+        raise ConfigError(f"unknown Datadog site {chosen!r}; one of: {', '.join(SITES)}")
+    return SITES[chosen]
+
+
+def keys_from_environment() -> tuple[str, str]:
+    api_key = os.environ.get("DD_API_KEY", "").strip()
+    app_key = (os.environ.get("DD_APP_KEY") or os.environ.get("DD_APPLICATION_KEY") or "").strip()
+    missing = [name for name, value in (("DD_API_KEY", api_key), ("DD_APP_KEY", app_key)) if not value]
+    if missing:
+        raise ConfigError(f"set {' and '.join(missing)} in the environment (never as an argument); "
+                          "the application key needs the permissions listed in the README")
+    return api_key, app_key
+
+
+def missing_permission(method: str, path: str) -> str:
+    for prefix, verb, permission in PERMISSIONS:
+        if path.startswith(prefix) and (verb == "" or verb == method):
+            return permission
+    return "the permission for this endpoint"
+
+
+class DatadogClient:
+    def __init__(self, base_url: str, api_key: str, app_key: str, *, max_retry_seconds: float = 120.0,
+                 sleep: Callable[[float], None] = time.sleep, on_retry: Callable[[str], None] | None = None):
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=60.0, headers={
+            "DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Accept": "application/json",
+            "User-Agent": "claude-compliance-logs/ccl"})
+        self._secrets = [api_key, app_key]
+        self.max_retry_seconds = max_retry_seconds
+        self.sleep = sleep
+        self.on_retry = on_retry or (lambda message: None)
+        self.calls = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        started, attempt = time.monotonic(), 0
+        while True:
+            attempt += 1
+            self.calls += 1
+            try:
+                response = self._http.request(method, path, json=body, params=params)
+            except httpx.HTTPError as error:
+                if time.monotonic() - started > self.max_retry_seconds:
+                    raise DatadogError(f"{method} {path}: cannot reach Datadog ({type(error).__name__})") from None
+                self._wait(min(2 ** attempt, 30), f"{method} {path}: {type(error).__name__}, retrying")
+                continue
+            if response.status_code in RETRYABLE and time.monotonic() - started <= self.max_retry_seconds:
+                delay = _retry_delay(response, attempt)
+                self._wait(delay, f"{method} {path}: HTTP {response.status_code}, retrying in {delay:.0f} s")
+                continue
+            return self._result(method, path, response)
+
+    def _wait(self, seconds: float, message: str) -> None:
+        self.on_retry(message)
+        self.sleep(seconds)
+
+    def _result(self, method: str, path: str, response: httpx.Response) -> Any:
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if response.is_success:
+            return body
+        detail = self._scrub(_errors(body) or response.text[:300].strip() or response.reason_phrase)
+        if response.status_code == 403:
+            raise DatadogError(f"{method} {path}: 403 Forbidden: the application key lacks "
+                               f"{missing_permission(method, path)} ({detail})", 403, body)
+        if response.status_code == 401:
+            raise DatadogError(f"{method} {path}: 401: DD_API_KEY or DD_APP_KEY is not valid for this site "
+                               f"({self.base_url})", 401, body)
+        raise DatadogError(f"{method} {path}: HTTP {response.status_code}: {detail}", response.status_code, body)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "[REDACTED]")
+        return text
+
+
+def _retry_delay(response: httpx.Response, attempt: int) -> float:
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(float(reset), 0.5)
+        except ValueError:
+            pass
+    return float(min(2 ** attempt, 30))
+
+
+def _errors(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return "; ".join(str(error if not isinstance(error, dict) else error.get("detail", error))
+                         for error in body["errors"])
+    return ""

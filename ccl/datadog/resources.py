@@ -1,0 +1,194 @@
+"""The four kinds of Datadog objects ccl manages: how to list, own, create, update and delete them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ccl.datadog.client import DatadogClient
+from ccl.render import SOURCE
+
+MARKER = re.compile(r"\[managed by ccl: ([a-z0-9][a-z0-9-]*)\]")
+
+
+class Kind:
+    name = ""
+    label = ""
+
+    def __init__(self, client: DatadogClient):
+        self.client = client
+
+    def list_remote(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def owner_key(self, remote: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def title(self, obj: dict[str, Any]) -> str:
+        return str(obj.get("name", ""))
+
+    def remote_id(self, remote: dict[str, Any]) -> str:
+        return str(remote["id"])
+
+    def create(self, payload: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def delete(self, remote_id: str) -> None:
+        raise NotImplementedError
+
+    def comparable_remote(self, remote: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+        return remote
+
+
+def _tag_owner(tags: Any) -> str | None:
+    for tag in tags or []:
+        if isinstance(tag, str) and tag.startswith("ccl:"):
+            return tag[4:]
+    return None
+
+
+def _marker_owner(description: Any) -> str | None:
+    match = MARKER.search(description or "")
+    return match.group(1) if match else None
+
+
+class Rules(Kind):
+    name, label = "rule", "rules"
+    path = "/api/v2/security_monitoring/rules"
+
+    def list_remote(self) -> list[dict[str, Any]]:
+        rules, page = [], 0
+        while True:
+            body = self.client.request("GET", self.path, params={"page[size]": 100, "page[number]": page}) or {}
+            data = body.get("data") or []
+            rules.extend(data)
+            if len(data) < 100:
+                return rules
+            page += 1
+
+    def owner_key(self, remote: dict[str, Any]) -> str | None:
+        return None if remote.get("isDefault") else _tag_owner(remote.get("tags"))
+
+    def validate(self, payload: dict[str, Any]) -> None:
+        self.client.request("POST", f"{self.path}/validation", body=payload)
+
+    def create(self, payload: dict[str, Any]) -> str:
+        return str(self.client.request("POST", self.path, body=payload)["id"])
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
+
+    def delete(self, remote_id: str) -> None:
+        self.client.request("DELETE", f"{self.path}/{remote_id}")
+
+    def disable(self, remote_id: str) -> None:
+        self.client.request("PUT", f"{self.path}/{remote_id}", body={"isEnabled": False})
+
+    def comparable_remote(self, remote: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+        # Datadog adds its own default tags (and may order tags its way): compare ours as a set.
+        defaults = set(remote.get("defaultTags") or []) - set(ours.get("tags") or [])
+        return {**remote, "tags": sorted(tag for tag in remote.get("tags") or [] if tag not in defaults)}
+
+    def test(self, payload: dict[str, Any], query_payloads: list[dict[str, Any]]) -> list[bool]:
+        body = self.client.request("POST", f"{self.path}/test",
+                                   body={"rule": payload, "ruleQueryPayloads": query_payloads}) or {}
+        return list(body.get("results") or [])
+
+
+def is_default_on_our_source(remote: dict[str, Any]) -> bool:
+    return bool(remote.get("isDefault")) and any(
+        f"source:{SOURCE}" in str(query.get("query", "")) for query in remote.get("queries") or [])
+
+
+class Pipelines(Kind):
+    name, label = "pipeline", "pipelines"
+    path = "/api/v1/logs/config/pipelines"
+
+    def list_remote(self) -> list[dict[str, Any]]:
+        return list(self.client.request("GET", self.path) or [])
+
+    def owner_key(self, remote: dict[str, Any]) -> str | None:
+        return None if remote.get("is_read_only") else _marker_owner(remote.get("description"))
+
+    def create(self, payload: dict[str, Any]) -> str:
+        # Datadog appends a new pipeline at the end of the processing order; the order of everyone
+        # else's pipelines is never touched.
+        return str(self.client.request("POST", self.path, body=payload)["id"])
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        # PUT replaces the whole pipeline, so the whole payload is always sent; its position stays.
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
+
+    def delete(self, remote_id: str) -> None:
+        self.client.request("DELETE", f"{self.path}/{remote_id}")
+
+
+def is_integration_pipeline_for_our_source(remote: dict[str, Any]) -> bool:
+    return bool(remote.get("is_read_only")) and f"source:{SOURCE}" in str((remote.get("filter") or {}).get("query"))
+
+
+class Dashboards(Kind):
+    name, label = "dashboard", "dashboards"
+    path = "/api/v1/dashboard"
+
+    def title(self, obj: dict[str, Any]) -> str:
+        return str(obj.get("title", ""))
+
+    def list_remote(self) -> list[dict[str, Any]]:
+        summaries, start = [], 0
+        while True:
+            body = self.client.request("GET", self.path, params={"count": 100, "start": start}) or {}
+            page = body.get("dashboards") or []
+            summaries.extend(page)
+            if len(page) < 100:
+                break
+            start += 100
+        return summaries
+
+    def owner_key(self, remote: dict[str, Any]) -> str | None:
+        return _marker_owner(remote.get("description"))
+
+    def full(self, remote_id: str) -> dict[str, Any]:
+        return self.client.request("GET", f"{self.path}/{remote_id}")
+
+    def create(self, payload: dict[str, Any]) -> str:
+        return str(self.client.request("POST", self.path, body=payload)["id"])
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
+
+    def delete(self, remote_id: str) -> None:
+        self.client.request("DELETE", f"{self.path}/{remote_id}")
+
+
+class Monitors(Kind):
+    name, label = "monitor", "monitors"
+    path = "/api/v1/monitor"
+
+    def list_remote(self) -> list[dict[str, Any]]:
+        monitors, page = [], 0
+        while True:
+            batch = self.client.request("GET", self.path, params={"page": page, "page_size": 1000}) or []
+            monitors.extend(batch)
+            if len(batch) < 1000:
+                return monitors
+            page += 1
+
+    def owner_key(self, remote: dict[str, Any]) -> str | None:
+        return _tag_owner(remote.get("tags"))
+
+    def create(self, payload: dict[str, Any]) -> str:
+        return str(self.client.request("POST", self.path, body=payload)["id"])
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
+
+    def delete(self, remote_id: str) -> None:
+        self.client.request("DELETE", f"{self.path}/{remote_id}")
+
+
+KINDS: dict[str, type[Kind]] = {"pipeline": Pipelines, "dashboard": Dashboards, "monitor": Monitors, "rule": Rules}
+ONLY_CHOICES = {"pipelines": "pipeline", "dashboards": "dashboard", "monitors": "monitor", "rules": "rule"}
