@@ -118,7 +118,8 @@ def test_a_removed_file_is_deleted_only_with_prune(org):
 @pytest.mark.vcr
 def test_an_unmanaged_object_with_the_same_name_is_left_alone(org):
     plan = org.ccl("plan", "--only", "dashboards")
-    assert "an unmanaged dashboard named 'Claude Compliance Logs - Overview' already exists (id own-clone)" in plan.output
+    assert ("an unmanaged dashboard named 'Claude Compliance Logs - Overview' already exists (id own-clone)"
+            in plan.output)
     assert org.ccl("deploy", "--yes", "--only", "dashboards", "--prune").exit_code == 0
     after = actions(org.ccl("plan", "--only", "dashboards", "--prune", "--json"))
     assert all(item["remote_id"] != "own-clone" for item in after) and {i["action"] for i in after} == {"noop"}
@@ -195,7 +196,7 @@ def test_missing_keys_and_unknown_sites_are_refused_before_any_call(monkeypatch,
     assert result.exit_code == 2 and "set DD_API_KEY" in result.output
     assert api_url("datadoghq.eu") == "https://api.datadoghq.eu"
     assert {api_url(site) for site in SITES} == {f"https://api.{site}" for site in SITES}
-    with pytest.raises(ConfigError, match="unknown Datadog site 'datadoghq.org'"):
+    with pytest.raises(ConfigError, match=r"unknown Datadog site 'datadoghq\.org'"):
         api_url("datadoghq.org")
 
 
