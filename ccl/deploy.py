@@ -185,6 +185,7 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     not_attempted: list[str] = field(default_factory=list)
+    refused: bool = False  # a 401 or 403 stopped the run
 
 
 def apply(plan: Plan, client: DatadogClient) -> Outcome:
@@ -202,6 +203,7 @@ def apply(plan: Plan, client: DatadogClient) -> Outcome:
                 continue
             outcome.failed.append(f"{label}: {error}")
             if error.status in (401, 403):
+                outcome.refused = True
                 outcome.not_attempted = [f"{c.action} {c.kind} {c.key}" for c in pending[index + 1:]]
                 break
             continue

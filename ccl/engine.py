@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccl.query import values_at
+from ccl.query_match import values_at
 from ccl.rules import SEVERITIES, Rule, RuleCase
 
 BASELINE_SECONDS = 24 * 3600

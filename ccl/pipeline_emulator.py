@@ -27,7 +27,7 @@ from typing import Any
 
 from ccl.geoip import GeoIpTable
 from ccl.normalize import _program
-from ccl.query import compile_query
+from ccl.query_match import compile_query
 
 CATEGORY_NAMES = {1: "System Activity", 2: "Findings", 3: "Identity & Access Management", 4: "Network Activity",
                   5: "Discovery", 6: "Application Activity"}

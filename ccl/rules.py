@@ -7,7 +7,8 @@ from typing import Any
 
 from ccl.assets import Asset
 from ccl.conditions import compile_condition
-from ccl.query import Node, Predicate, compile_query, parse, required_event_names
+from ccl.query import Node, parse, required_event_names
+from ccl.query_match import Predicate, compile_query
 from collector.timeparse import parse_duration
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ccl.query import compile_query
+from ccl.query_match import compile_query
 from ccl.rules import WINDOW_VALUES
 
 EPOCH_MS = 1767225600000  # fixed, so that re-recorded cassettes only change where behaviour does

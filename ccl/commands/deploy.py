@@ -39,7 +39,7 @@ def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, dis
         plan = build_plan(assets, client, _kinds(only), prune, disable_defaults)
     except (ConfigError, DatadogError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
+        return _exit_code(error)
     if as_json:
         print(json.dumps([change.as_json() for change in plan.changes], indent=2))
     else:
@@ -56,7 +56,7 @@ def run_deploy(site: str | None, prune: bool, only: str | None, yes: bool, disab
         plan = build_plan(assets, client, _kinds(only), prune, disable_defaults)
     except (ConfigError, DatadogError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
+        return _exit_code(error)
     print(render_plan(plan))
     if not any(change.action != "noop" for change in plan.changes):
         print("nothing to do")
@@ -71,6 +71,8 @@ def run_deploy(site: str | None, prune: bool, only: str | None, yes: bool, disab
             return 1
     outcome = apply(plan, client)
     print(render_outcome(outcome))
+    if outcome.refused:
+        return 3  # auth or permission: retrying will not help until the key changes
     return 1 if outcome.failed or outcome.not_attempted else 0
 
 
@@ -101,13 +103,22 @@ def run_remote_test(site: str | None, paths: tuple[Path, ...]) -> int:
             results = rules_api.test(render_rule(asset), payloads)
         except DatadogError as error:
             print(f"error: {asset.path}: {error}", file=sys.stderr)
-            return 1
+            return _exit_code(error)
         checked += len(payloads)
         disagreements += [label for label, agreed in zip(labels, results, strict=False) if agreed is not True]
     for line in disagreements:
         print(line)
     print(f"{checked} query verdicts checked against Datadog's rule test endpoint: {len(disagreements)} disagree")
     return 1 if disagreements else 0
+
+
+def _exit_code(error: Exception) -> int:
+    """2 for bad configuration, 3 when Datadog refuses the keys or a permission, 1 otherwise."""
+    if isinstance(error, ConfigError):
+        return 2
+    if isinstance(error, DatadogError) and error.status in (401, 403):
+        return 3
+    return 1
 
 
 def _test_payload(event: dict[str, Any]) -> dict[str, Any]:
