@@ -58,7 +58,7 @@ CASES = [
     ("malformed YAML", VALID.replace("method: threshold", "method: [threshold"),
      "detections/rule.yaml:4: not valid YAML"),
     ("a misspelled key", VALID.replace("method: threshold", "method: threshold\nseverty: high"),
-     "detections/rule.yaml:4: (top level): unknown key 'severty'; allowed here: cases, enabled,"),
+     "detections/rule.yaml:4: (top level): unknown key 'severty'; allowed here: cases, description, enabled,"),
     ("a missing key", VALID.replace('message: "{{@usr.email}} disabled SSO."\n', ""),
      "detections/rule.yaml:1: (top level): missing `message`; add it"),
     ("a wrong severity", VALID.replace("severity: high", "severity: urgent"),
