@@ -18,6 +18,7 @@ Events are processed in time order (the engine sorts them), never by wall clock.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -110,6 +111,13 @@ class ThresholdDetector:
         self.signals = _Signals(rule, out)
         self.windows: dict[Any, dict[str, deque[tuple[float, dict[str, Any]]]]] = {}
         self.group_by = rule.queries[0].group_by
+        # Per group and query, how many events in the window carry each distinct value, so that a
+        # cardinality is kept up to date instead of recounted for every event.
+        self.distinct: dict[Any, dict[str, dict[Any, int]]] = {}
+
+    @staticmethod
+    def _distinct_value(query: Any, event: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(_field_value(event, attribute) for attribute in query.distinct)
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
         group_values = [_field_value(event, attribute) for attribute in self.group_by]
@@ -117,13 +125,25 @@ class ThresholdDetector:
             return
         key = tuple(group_values)
         windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
+        distinct = self.distinct.setdefault(key, {query.name: {} for query in self.rule.queries})
         for index in matched:
-            windows[self.rule.queries[index].name].append((moment, event))
+            query = self.rule.queries[index]
+            windows[query.name].append((moment, event))
+            if query.aggregation == "cardinality":
+                value = self._distinct_value(query, event)
+                distinct[query.name][value] = distinct[query.name].get(value, 0) + 1
         horizon = moment - self.rule.evaluation_window
-        for window in windows.values():
+        for query in self.rule.queries:
+            window, counts = windows[query.name], distinct[query.name]
             while window and window[0][0] < horizon:
-                window.popleft()
-        values = {query.name: self._aggregate(query, windows[query.name]) for query in self.rule.queries}
+                _, old = window.popleft()
+                if query.aggregation == "cardinality":
+                    value = self._distinct_value(query, old)
+                    counts[value] -= 1
+                    if not counts[value]:
+                        del counts[value]
+        values = {query.name: float(len(distinct[query.name])) if query.aggregation == "cardinality"
+                  else self._aggregate(query, windows[query.name]) for query in self.rule.queries}
         case = _first_case(self.rule.cases, values)
         if case is None:
             return
@@ -133,8 +153,6 @@ class ThresholdDetector:
 
     @staticmethod
     def _aggregate(query: Any, window: deque[tuple[float, dict[str, Any]]]) -> float:
-        if query.aggregation == "cardinality":
-            return float(len({tuple(_field_value(e, f) for f in query.distinct) for _, e in window}))
         if query.aggregation in ("sum", "max"):
             numbers = [float(v) for _, e in window if isinstance(v := _field_value(e, query.metric or ""), int | float)]
             if not numbers:
@@ -250,11 +268,19 @@ class Engine:
         return None if self._any_name else set(self._by_name)
 
     def run(self, events: Iterable[dict[str, Any]]) -> list[Signal]:
-        timed = [(moment, index, event) for index, event in enumerate(events)
-                 if (moment := event_time(event)) is not None]
-        timed.sort(key=lambda item: (item[0], item[1]))
-        for moment, _, event in timed:
-            self.feed(moment, event)
+        # The windows allocate a tuple per matching event while millions of event dicts are alive:
+        # the cyclic collector would walk all of them again and again (nothing here is cyclic).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            timed = [(moment, index, event) for index, event in enumerate(events)
+                     if (moment := event_time(event)) is not None]
+            timed.sort(key=lambda item: (item[0], item[1]))
+            for moment, _, event in timed:
+                self.feed(moment, event)
+        finally:
+            if collecting:
+                gc.enable()
         return self.signals
 
     def feed(self, moment: float, event: dict[str, Any]) -> None:

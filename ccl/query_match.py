@@ -104,6 +104,25 @@ def _comparable(value: Any, bound: str) -> tuple[Any, Any]:
 
 def values_at(event: Any, path: list[str]) -> list[Any]:
     """Every value at `path`, descending into arrays (any element may match)."""
+    # Fast path, the usual case: nested objects all the way down (one lookup per key).
+    node = event
+    for key in path:
+        if type(node) is not dict:
+            break
+        node = node.get(key, _ABSENT)
+        if node is _ABSENT:
+            return []
+    else:
+        if type(node) is list:
+            return [item for item in node if item is not None]
+        return [] if node is None else [node]
+    return _values_through_arrays(event, path)
+
+
+_ABSENT = object()
+
+
+def _values_through_arrays(event: Any, path: list[str]) -> list[Any]:
     nodes = [event]
     for key in path:
         following = []

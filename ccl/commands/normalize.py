@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ccl.geoip import GeoIpError
+
+try:  # 2-3x faster parsing for `ccl detect` over large files; optional
+    from orjson import loads as fast_loads
+except ImportError:  # pragma: no cover
+    from json import loads as fast_loads
 from ccl.normalize import Normalizer
 from ccl.vrl import VrlError
 
@@ -58,10 +63,13 @@ def read_ndjson(stream: IO[str], wanted: Callable[[str], bool] | None = None
         if not line.strip() or (wanted is not None and not wanted(line)):
             continue
         try:
-            value = json.loads(line)
-        except ValueError as error:
-            yield line_number, {}, f"not JSON ({error.msg} at column {error.colno})"
-            continue
+            value = fast_loads(line)
+        except ValueError:
+            try:  # the stdlib accepts what orjson refuses (NaN, integers beyond 64 bits), and words errors well
+                value = json.loads(line)
+            except ValueError as error:
+                yield line_number, {}, f"not JSON ({error.msg} at column {error.colno})"
+                continue
         if not isinstance(value, dict):
             yield line_number, {}, f"a JSON {type(value).__name__}, not an activity object"
             continue
