@@ -10,6 +10,9 @@ Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
 - new_value: values of `metric` (per group) seen during `learning_duration` from the first event are
   learned; afterwards a value never seen (or not seen for `forget_after`) raises a signal. With a
   learning duration of 0, each group's first value is learned silently.
+- sequence: per group, steps in order; each step's condition holds over its own window, and a
+  step must complete within its `after_previous` of the previous one, else the sequence starts
+  over; the last step raises the signal with the events of every step.
 - impossible_travel: per user (group_by), two consecutive located events more than 500 km apart at
   more than 1,000 km/h raise a signal. With `baseline_user_locations`, a user's first 24 hours only
   teach locations, and hops between locations known from that baseline are not signalled.
@@ -228,6 +231,46 @@ class ImpossibleTravelDetector:
                                          [(before, event0), (moment, event)])
 
 
+class SequenceDetector:
+    """Steps in order, per group: each holds over its own window, within `after_previous` of the last."""
+
+    def __init__(self, rule: Rule, out: list[Signal]):
+        self.rule = rule
+        self.signals = _Signals(rule, out)
+        self.group_by = rule.queries[0].group_by
+        self.longest = max(step.within for step in rule.steps)
+        self.windows: dict[Any, dict[str, deque[tuple[float, dict[str, Any]]]]] = {}
+        self.progress: dict[Any, tuple[int, float, list[tuple[float, dict[str, Any]]]]] = {}
+
+    def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
+        group_values = [_field_value(event, attribute) for attribute in self.group_by]
+        if any(value is None for value in group_values):
+            return
+        key = tuple(group_values)
+        windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
+        for index in matched:
+            windows[self.rule.queries[index].name].append((moment, event))
+        for window in windows.values():
+            while window and window[0][0] < moment - self.longest:
+                window.popleft()
+        step_index, completed_at, collected = self.progress.get(key, (0, 0.0, []))
+        if step_index and moment - completed_at > self.rule.steps[step_index].after_previous:
+            step_index, collected = 0, []  # too late for the next step: the sequence starts over
+        step = self.rule.steps[step_index]
+        in_step = {name: [item for item in window if item[0] >= moment - step.within]
+                   for name, window in windows.items()}
+        if not step.holds({name: float(len(items)) for name, items in in_step.items()}):
+            self.progress[key] = (step_index, completed_at, collected)
+            return
+        collected = collected + [item for items in in_step.values() for item in items]
+        if step_index + 1 < len(self.rule.steps):
+            self.progress[key] = (step_index + 1, moment, collected)
+            return
+        self.progress[key] = (0, 0.0, [])
+        group = dict(zip(self.group_by, group_values, strict=True))
+        self.signals.raise_or_extend(key, group, self.rule.cases[0].severity, moment, collected)
+
+
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -243,7 +286,7 @@ def _first_case(cases: list[RuleCase], values: dict[str, float]) -> RuleCase | N
 
 
 DETECTORS = {"threshold": ThresholdDetector, "new_value": NewValueDetector,
-             "impossible_travel": ImpossibleTravelDetector}
+             "impossible_travel": ImpossibleTravelDetector, "sequence": SequenceDetector}
 
 
 class Engine:

@@ -95,6 +95,15 @@ def render_rule(asset: Asset) -> dict[str, Any]:
                                       "learningMethod": "duration", "learningThreshold": 0}
     if rule.method == "impossible_travel":
         options["impossibleTravelOptions"] = {"baselineUserLocations": rule.baseline_user_locations}
+    if rule.method == "sequence":
+        options["detectionMethod"] = "sequence_detection"
+        options["sequenceDetectionOptions"] = {
+            "steps": [{"name": step.name, "condition": step.condition_text, "evaluationWindow": int(step.within)}
+                      for step in rule.steps],
+            "stepTransitions": [{"parent": parent.name, "child": child.name,
+                                 "evaluationWindow": int(child.after_previous)}
+                                for parent, child in zip(rule.steps, rule.steps[1:], strict=False)],
+        }
     # Datadog's own default rules with the same strategy: `ccl plan` reports the overlap.
     overlaps = {f"ccl-overlaps:{default_id}" for default_id in rule.overlaps_default}
     tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id), *overlaps})

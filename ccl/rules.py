@@ -39,6 +39,15 @@ class RuleCase:
 
 
 @dataclass
+class SequenceStep:
+    name: str
+    condition_text: str
+    holds: Any  # Callable[[dict[str, float]], bool]
+    within: float
+    after_previous: float  # 0 for the first step
+
+
+@dataclass
 class Rule:
     id: str
     name: str
@@ -56,6 +65,7 @@ class Rule:
     baseline_user_locations: bool = False
     overlaps_default: list[str] = field(default_factory=list)
     tests: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[SequenceStep] = field(default_factory=list)
     source: Asset | None = None
 
     def event_names(self) -> set[str] | None:
@@ -96,6 +106,10 @@ def build_rule(asset: Asset) -> Rule:
         forget_after=parse_duration(str(new_value.get("forget_after", "28d"))),
         baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
         overlaps_default=data.get("overlaps_default", []), tests=data.get("tests", []), source=asset,
+        steps=[SequenceStep(step["name"], step["condition"], compile_condition(step["condition"], names)[0],
+                            parse_duration(str(step["within"])),
+                            parse_duration(str(step.get("after_previous", 0))) if position else 0.0)
+               for position, step in enumerate((data.get("sequence") or {}).get("steps", []))],
     )
 
 

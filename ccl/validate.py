@@ -157,6 +157,11 @@ def _check_rule(asset: Asset) -> list[Problem]:
         problems.append(Problem(asset.path, asset.line("queries"), "queries: Datadog requires the same group_by "
                                                                    "on every query of a rule"))
     method = data["method"]
+    if method == "sequence":
+        problems.extend(_check_sequence(asset, names))
+    elif "sequence" in data:
+        problems.append(Problem(asset.path, asset.line("sequence"), f"sequence: only for method: sequence "
+                                                                    f"(this rule is {method}); remove it"))
     for index, case in enumerate(data["cases"]):
         condition = case.get("condition")
         if method == "threshold" and not condition:
@@ -205,6 +210,41 @@ def _check_rule(asset: Asset) -> list[Problem]:
         problems.append(Problem(asset.path, asset.line("tags"), "tags: add a MITRE ATT&CK tactic and technique, "
                                                                 "e.g. tactic:TA0005-defense-evasion, technique:T1562"))
     problems.extend(_check_tests(asset))
+    return problems
+
+
+def _check_sequence(asset: Asset, names: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    steps = (asset.data.get("sequence") or {}).get("steps")
+    if not steps:
+        return [Problem(asset.path, asset.line("method"), "sequence rules need `sequence: {steps: [...]}` with at "
+                                                          "least two steps")]
+    seen = set()
+    for index, step in enumerate(steps):
+        keys = ("sequence", "steps", index)
+        if step["name"] in seen:
+            problems.append(Problem(asset.path, asset.line(*keys, "name"), f"sequence.steps.{index}.name: "
+                                    f"{step['name']!r} is used twice"))
+        seen.add(step["name"])
+        try:
+            compile_condition(step["condition"], names)
+        except ConditionError as error:
+            problems.append(Problem(asset.path, asset.line(*keys, "condition"),
+                                    f"sequence.steps.{index}.condition: {error}"))
+        for key in ("within", "after_previous"):
+            if key not in step:
+                continue
+            if key == "after_previous" and index == 0:
+                problems.append(Problem(asset.path, asset.line(*keys, key), "sequence.steps.0.after_previous: the "
+                                                                            "first step has no previous step"))
+                continue
+            seconds = _duration(asset, problems, (*keys, key), step[key])
+            if seconds is not None and int(seconds) not in WINDOW_VALUES:
+                problems.append(Problem(asset.path, asset.line(*keys, key), f"sequence.steps.{index}.{key}: Datadog "
+                                        "accepts only " + ", ".join(_short(v) for v in WINDOW_VALUES)))
+        if index and "after_previous" not in step:
+            problems.append(Problem(asset.path, asset.line(*keys), f"sequence.steps.{index}: say how long after the "
+                                                                   "previous step it may happen (after_previous)"))
     return problems
 
 

@@ -173,3 +173,33 @@ def test_events_are_dispatched_only_to_rules_that_can_match_their_name():
     sso = rule(FAILURES)
     engine = Engine([sso])
     assert engine._by_name == {"sso_login_failed": [sso]} and engine._any_name == []
+
+
+SEQUENCE = """
+method: sequence
+queries:
+  - {name: f, query: "@evt.name:sso_login_failed", group_by: ["@ip"]}
+  - {name: s, query: "@evt.name:sso_login_succeeded", group_by: ["@ip"]}
+sequence:
+  steps:
+    - {name: failures, condition: f >= 3, within: 5m}
+    - {name: success, condition: s > 0, within: 1m, after_previous: 10m}
+"""
+
+
+def test_a_sequence_needs_its_steps_in_order_and_in_time():
+    failures = [event(i * 10, "sso_login_failed", n=i, ip="x") for i in range(3)]
+    signals = Engine([rule(SEQUENCE)]).run([*failures, event(300, "sso_login_succeeded", n=9, ip="x")])
+    assert len(signals) == 1 and signals[0].count == 4 and signals[0].group == {"@ip": "x"}
+    success_first = [event(0, "sso_login_succeeded", n=9, ip="x"), *[event(10 + i, "sso_login_failed", n=i, ip="x")
+                                                                      for i in range(3)]]
+    assert Engine([rule(SEQUENCE)]).run(success_first) == []
+    too_late = [*failures, event(20 + 601, "sso_login_succeeded", n=9, ip="x")]
+    assert Engine([rule(SEQUENCE)]).run(too_late) == []
+
+
+def test_a_sequence_that_timed_out_starts_over_with_the_current_event():
+    first = [event(i * 10, "sso_login_failed", n=i, ip="x") for i in range(3)]
+    again = [event(3600 + i * 10, "sso_login_failed", n=10 + i, ip="x") for i in range(3)]
+    signals = Engine([rule(SEQUENCE)]).run([*first, *again, event(3700, "sso_login_succeeded", n=99, ip="x")])
+    assert len(signals) == 1 and "a0-0" not in signals[0].activity_ids

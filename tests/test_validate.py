@@ -131,3 +131,19 @@ def test_the_repository_assets_validate():
     done = subprocess.run([*CCL, "validate"], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+SEQUENCE = VALID.replace("method: threshold", "method: sequence").replace(
+    "  - condition: sso_off > 0\n    severity: high", "  - severity: high").replace(
+    "evaluation_window: 5m", "sequence:\n  steps:\n    - {name: off, condition: sso_off > 0, within: 5m, "
+    "after_previous: 1h}\n    - {name: again, condition: sso_of > 1, within: 7m}\nevaluation_window: 5m")
+
+
+def test_sequence_steps_are_checked(tmp_path):
+    write_rule(tmp_path, SEQUENCE)
+    done = run_validate(tmp_path)
+    assert done.returncode == 2
+    assert "sequence.steps.0.after_previous: the first step has no previous step" in done.stderr
+    assert "sequence.steps.1.condition: names no query: sso_of (queries: sso_off)" in done.stderr
+    assert "sequence.steps.1.within: Datadog accepts only" in done.stderr
+    assert "sequence.steps.1: say how long after the previous step it may happen (after_previous)" in done.stderr
