@@ -19,7 +19,8 @@ from ccl.vrl import VrlError
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name: read it
 # without parsing the line, and skip lines no rule can match. Anything else is parsed in full.
-EVENT_NAME = re.compile(r'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
+EVENT_NAME = re.compile(rb'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
+SOURCE_BYTES = SOURCE.encode()
 
 
 def is_normalized(event: dict[str, Any]) -> bool:
@@ -33,7 +34,8 @@ def run_detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> in
     rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
     normalizer: Normalizer | None = None
     try:
-        stream = sys.stdin if events_source == "-" else open(events_source, encoding="utf-8")  # noqa: SIM115
+        # Bytes: most lines of a large file are never parsed, so they are never decoded either.
+        stream = sys.stdin.buffer if events_source == "-" else open(events_source, "rb")  # noqa: SIM115
     except OSError as error:
         print(f"error: {events_source}: {error.strerror}", file=sys.stderr)
         return 2
@@ -46,12 +48,14 @@ def run_detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> in
     wanted = engine.event_names()
     skipped = 0
 
-    def needed(line: str) -> bool:
+    wanted_bytes = None if wanted is None else {name.encode() for name in wanted}
+
+    def needed(line: bytes) -> bool:
         nonlocal skipped
-        if wanted is None or SOURCE not in line:
+        if wanted_bytes is None or SOURCE_BYTES not in line:
             return True
         match = EVENT_NAME.search(line)
-        if match is None or match.group(1) in wanted:
+        if match is None or match.group(1) in wanted_bytes:
             return True
         skipped += 1
         return False
@@ -71,7 +75,7 @@ def run_detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> in
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
     signals = engine.run(events)
     gc.enable()

@@ -53,11 +53,12 @@ def run_normalize(source: str, geoip_db: Path | None) -> int:
     return 2 if bad_lines else 0
 
 
-def read_ndjson(stream: IO[str], wanted: Callable[[str], bool] | None = None
+def read_ndjson(stream: IO[str] | IO[bytes], wanted: Callable[[Any], bool] | None = None
                 ) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     """(line number, object, problem) per non-blank line; problem says why a line is unusable.
 
-    `wanted`, if given, sees each raw line first; lines it declines are not parsed.
+    Lines may be text or bytes (bytes skip decoding lines that are never parsed). `wanted`, if
+    given, sees each raw line first; lines it declines are not parsed.
     """
     for line_number, line in enumerate(stream, start=1):
         if not line.strip() or (wanted is not None and not wanted(line)):
@@ -67,8 +68,12 @@ def read_ndjson(stream: IO[str], wanted: Callable[[str], bool] | None = None
         except ValueError:
             try:  # the stdlib accepts what orjson refuses (NaN, integers beyond 64 bits), and words errors well
                 value = json.loads(line)
+            except UnicodeDecodeError as error:
+                yield line_number, {}, f"not UTF-8 ({error.reason} at byte {error.start})"
+                continue
             except ValueError as error:
-                yield line_number, {}, f"not JSON ({error.msg} at column {error.colno})"
+                where = getattr(error, "colno", None)
+                yield line_number, {}, f"not JSON ({getattr(error, 'msg', error)} at column {where})"
                 continue
         if not isinstance(value, dict):
             yield line_number, {}, f"a JSON {type(value).__name__}, not an activity object"
