@@ -20,8 +20,9 @@ def cli() -> None:
 
     \b
     Start here:
-      ccl simulate --port 8900 --scenario sso-brute-force   # a fake API on 127.0.0.1
-      ccl collect --once                                    # read the feed once, NDJSON on stdout
+      ccl simulate --port 8900 --scenario sso-brute-force   # a fake API on 127.0.0.1 (another shell)
+      export CCL_API_URL=http://127.0.0.1:8900 ANTHROPIC_COMPLIANCE_KEY=sk-ant-api01-demo-key-not-real
+      ccl collect --once > activities.ndjson                # read the feed once, NDJSON on stdout
       ccl status                                            # where the collector stands
     """
 
@@ -140,7 +141,11 @@ def validate(paths: tuple[Path, ...]) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
               help="directory for pipelines/, dashboards/, rules/ and monitors/ JSON")
 def render(paths: tuple[Path, ...], out: Path) -> None:
-    """Write the exact Datadog API payloads, deterministic byte for byte."""
+    """Write the exact Datadog API payloads, deterministic byte for byte.
+
+    PATH: files or directories; default pipelines/ dashboards/ detections/ monitors/ under the
+    current directory. Everything is validated first.
+    """
     from ccl.commands.render import run_render
 
     sys.exit(run_render(paths, out))
@@ -156,8 +161,11 @@ def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
     """Run the rules offline, with Datadog's detection semantics; one JSON signal per line.
 
     \b
-      ccl collect --once | ccl detect --events - --geoip-db GeoLite2-City.mmdb
-    Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids.
+      ccl collect --once > activities.ndjson
+      ccl detect --events activities.ndjson --geoip-db GeoLite2-City.mmdb
+
+    Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Run from the
+    repository root (rules from detections/) or give --rules.
     """
     from ccl.commands.detect import run_detect
 

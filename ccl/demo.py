@@ -63,7 +63,8 @@ def main() -> int:
         own_calls = sum(a["type"] == "compliance_api_accessed" for a in second)
         print(f"   {len(second)} new activities, {len(repeated)} repeated; {own_calls} of them record the "
               f"first run's own API calls")
-        print("   (the API logs every Compliance API request as compliance_api_accessed)")
+        print("   (the API logs every Compliance API request as compliance_api_accessed, visible after a short "
+              "indexing delay)")
     finally:
         simulator.stop()
 
@@ -143,8 +144,10 @@ def show_signals(events: list[dict[str, Any]]) -> None:
         first = found[0]
         group = ", ".join(f"{key}={value}" for key, value in first.group.items())
         more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-        print(f"     {first.severity:<8} {rule_id:<36} {first.count:>4} events  {group}{more}")
-    print("   (`ccl detect --events .demo/activities.ndjson` prints them as JSON)")
+        events = "event " if first.count == 1 else "events"
+        print(f"     {first.severity:<8} {rule_id:<36} {first.count:>4} {events}  {group}{more}")
+    print("   (`ccl detect --events .demo/normalized.ndjson` prints them as JSON; the raw activities.ndjson")
+    print("   gives the same without the GeoIP-based impossible-travel signals unless you add --geoip-db)")
 
 
 class Run:

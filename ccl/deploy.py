@@ -145,7 +145,8 @@ def _plan_kind(plan: Plan, resource: Kind, remote: list[dict[str, Any]], local: 
         if prune:
             plan.changes.append(Change(resource.name, key, "delete", resource.title(item), resource.remote_id(item)))
     if stale and not prune:
-        plan.notes.append(f"{len(stale)} managed {resource.label} no longer in the repository "
+        label = resource.name if len(stale) == 1 else resource.label
+        plan.notes.append(f"{len(stale)} managed {label} no longer in the repository "
                           f"({', '.join(sorted(key for key, _ in stale))}): --prune deletes them")
 
 

@@ -147,7 +147,8 @@ class Config:
             try:
                 self._tables[name] = GeoIpTable(Path(body["path"]), body.get("locale", "en"))
             except GeoIpError as error:
-                raise HarnessError(f"enrichment table {name!r}: {error}") from None
+                raise HarnessError(f"enrichment table {name!r}: {error}; point it at a City mmdb with "
+                                   f"--enrichment-table {name}=PATH") from None
         return self._tables[name]
 
 

@@ -107,9 +107,12 @@ class Progress:
             return
         reached = parse_created_at(job.get("reached")) if job.get("reached") else None
         share = ""
-        if reached is not None and self._until > self._since:
+        if job.get("done"):
+            share = " 100.0%"  # the window is walked to its start, even if no activity is that old
+        elif reached is not None and self._until > self._since:
             share = f" {min(100.0, 100 * (self._until - reached) / (self._until - self._since)):5.1f}%"
-        self._stream.write(f"\rbackfill:{share}  {job['emitted']:,} activities, {job['pages']:,} pages, "
+        pages = "page" if job["pages"] == 1 else "pages"
+        self._stream.write(f"\rbackfill:{share}  {job['emitted']:,} activities, {job['pages']:,} {pages}, "
                            f"reached {job.get('reached') or '-'}   ")
         self._stream.flush()
 

@@ -119,7 +119,8 @@ def _cycle(feed: Feed, session: Session, status: StatusRecorder, force_reconcile
     requests_before = session.client.requests_sent
     try:
         report = feed.run_cycle(force_reconcile)
-    except OutputClosed:
+    except OutputClosed as error:
+        status.record_error(str(error), "OutputClosed", session.client.requests_sent - requests_before)
         raise
     except CollectorError as error:
         status.record_error(str(error), _cause(error), session.client.requests_sent - requests_before)

@@ -141,7 +141,7 @@ def test_a_403_stops_with_the_permission_name_and_the_next_run_completes(org):
     org.setup(lambda fake: fake.forbidden.add(("POST", "/api/v1/dashboard")))
     failed = org.ccl("deploy", "--yes")
     assert failed.exit_code == 3  # refused for a permission: the contract's exit code
-    assert "403 Forbidden: the application key lacks dashboards_write" in failed.output
+    assert "403 Forbidden: the application key lacks dashboards_write, or DD_API_KEY/DD_APP_KEY" in failed.output
     assert "applied (1):" in failed.output and "create pipeline claude-compliance-logs" in failed.output
     assert "not attempted (" in failed.output and "create rule sso-disabled" in failed.output
     org.setup(lambda fake: fake.forbidden.clear())

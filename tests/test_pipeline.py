@@ -33,7 +33,7 @@ def test_datadogs_29_samples_raw_and_normalized_give_datadogs_output(asset):
 def test_ccl_test_runs_the_pipeline_tests():
     done = subprocess.run([*CCL, "test", "pipelines"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
-    assert "1 pipelines, 0 rules, 58 tests: 58 passed, 0 failed" in done.stdout
+    assert "1 pipeline, 0 rules, 58 tests: 58 passed, 0 failed" in done.stdout
 
 
 def test_a_broken_pipeline_fails_its_tests(asset):

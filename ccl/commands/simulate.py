@@ -58,7 +58,7 @@ def _announce(simulator: Simulator, scenarios: list[str], faults: str) -> None:
         + (f", faults: {faults}" if faults else ""),
         "  any key starting with sk-ant-api01- or sk-ant-admin01- is accepted; try:",
         f"    export CCL_API_URL={simulator.url} ANTHROPIC_COMPLIANCE_KEY={EXAMPLE_KEY}",
-        "    ccl collect --once --state-dir /tmp/ccl-state | head",
+        "    ccl collect --once --state-dir /tmp/ccl-state > /tmp/activities.ndjson",
         "  Ctrl-C stops it.",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

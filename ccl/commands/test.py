@@ -44,8 +44,8 @@ def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> 
             print(f"{'':<{width}}          {outcome.detail}")
     failed = [o for o in outcomes if not o.passed]
     pipelines = sum(asset.kind == "pipeline" for asset in assets)
-    print(f"\n{pipelines} pipelines, {len(rules)} rules, {len(outcomes)} tests: {len(outcomes) - len(failed)} passed, "
-          f"{len(failed)} failed")
+    print(f"\n{_count(pipelines, 'pipeline')}, {_count(len(rules), 'rule')}, {_count(len(outcomes), 'test')}: "
+          f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     if coverage:
         print_coverage(rules)
     return 1 if failed else 0
@@ -81,3 +81,7 @@ def print_coverage(rules: list[Rule]) -> None:
     print(f"  {len(uncovered)} have no rule:")
     for start in range(0, len(uncovered), 4):
         print("    " + "  ".join(uncovered[start:start + 4]))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -122,8 +122,10 @@ class DatadogClient:
             return body
         detail = self._scrub(_errors(body) or response.text[:300].strip() or response.reason_phrase)
         if response.status_code == 403:
+            # Datadog answers 403 both to a missing permission and to keys it does not know.
             raise DatadogError(f"{method} {path}: 403 Forbidden: the application key lacks "
-                               f"{missing_permission(method, path)} ({detail})", 403, body)
+                               f"{missing_permission(method, path)}, or DD_API_KEY/DD_APP_KEY are not valid for "
+                               f"{self.base_url} ({detail})", 403, body)
         if response.status_code == 401:
             raise DatadogError(f"{method} {path}: 401: DD_API_KEY or DD_APP_KEY is not valid for this site "
                                f"({self.base_url})", 401, body)
