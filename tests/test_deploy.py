@@ -205,3 +205,37 @@ def test_no_key_is_in_any_cassette():
     assert texts, "cassettes are missing: record them (see this module's docstring)"
     assert not any(API_KEY in text or APP_KEY in text for text in texts)
     assert all("REDACTED" in text for text in texts)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<html>maintenance</html>", "the answer is not JSON (text/html)"),
+    (b"[1, 2, 3]", "Datadog answered with a list, not a dict"),
+    (b'{"data": "x"}', "Datadog answered with a dict, not a list"),
+], ids=["html", "list", "wrong-shape"])
+def test_answers_that_are_not_datadogs_give_one_clear_error(monkeypatch, body, message):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "text/html" if body.startswith(b"<") else "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("DD_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("DD_API_KEY", API_KEY)
+        monkeypatch.setenv("DD_APP_KEY", APP_KEY)
+        monkeypatch.chdir(ROOT)
+        result = CliRunner().invoke(cli, ["plan"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1 and message in result.output
+    assert "Traceback" not in result.output and API_KEY not in result.output

@@ -119,6 +119,10 @@ class DatadogClient:
         except ValueError:
             body = None
         if response.is_success:
+            if response.content and body is None:
+                raise DatadogError(f"{method} {path}: the answer is not JSON "
+                                   f"({response.headers.get('content-type', 'no content type')}); is DD_API_URL "
+                                   f"or DD_SITE pointing at Datadog's API?", response.status_code)
             return body
         detail = self._scrub(_errors(body) or response.text[:300].strip() or response.reason_phrase)
         if response.status_code == 403:

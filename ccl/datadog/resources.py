@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ccl.datadog.client import DatadogClient
+from ccl.datadog.client import DatadogClient, DatadogError
 from ccl.render import SOURCE
 
 MARKER = re.compile(r"\[managed by ccl: ([a-z0-9][a-z0-9-]*)\]")
@@ -43,6 +43,20 @@ class Kind:
         return remote
 
 
+def _expect(value: Any, kind: type, what: str) -> Any:
+    """Datadog's answer, if it has the expected shape; a clear error otherwise (a proxy, a wrong URL)."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise DatadogError(f"{what}: Datadog answered with a {type(value).__name__}, not a {kind.__name__}; "
+                           "check DD_SITE / DD_API_URL")
+    return value
+
+
+def _objects(items: Any, what: str) -> list[dict[str, Any]]:
+    return [item for item in _expect(items, list, what) if isinstance(item, dict)]
+
+
 def _tag_owner(tags: Any) -> str | None:
     for tag in tags or []:
         if isinstance(tag, str) and tag.startswith("ccl:"):
@@ -62,8 +76,9 @@ class Rules(Kind):
     def list_remote(self) -> list[dict[str, Any]]:
         rules, page = [], 0
         while True:
-            body = self.client.request("GET", self.path, params={"page[size]": 100, "page[number]": page}) or {}
-            data = body.get("data") or []
+            body = _expect(self.client.request("GET", self.path, params={"page[size]": 100, "page[number]": page}),
+                           dict, f"GET {self.path}")
+            data = _objects(body.get("data"), f"GET {self.path}")
             rules.extend(data)
             if len(data) < 100:
                 return rules
@@ -76,7 +91,7 @@ class Rules(Kind):
         self.client.request("POST", f"{self.path}/validation", body=payload)
 
     def create(self, payload: dict[str, Any]) -> str:
-        return str(self.client.request("POST", self.path, body=payload)["id"])
+        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
 
     def update(self, remote_id: str, payload: dict[str, Any]) -> None:
         self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
@@ -93,9 +108,10 @@ class Rules(Kind):
         return {**remote, "tags": sorted(tag for tag in remote.get("tags") or [] if tag not in defaults)}
 
     def test(self, payload: dict[str, Any], query_payloads: list[dict[str, Any]]) -> list[bool]:
-        body = self.client.request("POST", f"{self.path}/test",
-                                   body={"rule": payload, "ruleQueryPayloads": query_payloads}) or {}
-        return list(body.get("results") or [])
+        body = _expect(self.client.request("POST", f"{self.path}/test",
+                                           body={"rule": payload, "ruleQueryPayloads": query_payloads}),
+                       dict, f"POST {self.path}/test")
+        return list(_expect(body.get("results"), list, f"POST {self.path}/test"))
 
 
 def is_default_on_our_source(remote: dict[str, Any]) -> bool:
@@ -108,7 +124,7 @@ class Pipelines(Kind):
     path = "/api/v1/logs/config/pipelines"
 
     def list_remote(self) -> list[dict[str, Any]]:
-        return list(self.client.request("GET", self.path) or [])
+        return _objects(self.client.request("GET", self.path), f"GET {self.path}")
 
     def owner_key(self, remote: dict[str, Any]) -> str | None:
         return None if remote.get("is_read_only") else _marker_owner(remote.get("description"))
@@ -116,7 +132,7 @@ class Pipelines(Kind):
     def create(self, payload: dict[str, Any]) -> str:
         # Datadog appends a new pipeline at the end of the processing order; the order of everyone
         # else's pipelines is never touched.
-        return str(self.client.request("POST", self.path, body=payload)["id"])
+        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
 
     def update(self, remote_id: str, payload: dict[str, Any]) -> None:
         # PUT replaces the whole pipeline, so the whole payload is always sent; its position stays.
@@ -140,8 +156,9 @@ class Dashboards(Kind):
     def list_remote(self) -> list[dict[str, Any]]:
         summaries, start = [], 0
         while True:
-            body = self.client.request("GET", self.path, params={"count": 100, "start": start}) or {}
-            page = body.get("dashboards") or []
+            body = _expect(self.client.request("GET", self.path, params={"count": 100, "start": start}), dict,
+                           f"GET {self.path}")
+            page = _objects(body.get("dashboards"), f"GET {self.path}")
             summaries.extend(page)
             if len(page) < 100:
                 break
@@ -152,10 +169,10 @@ class Dashboards(Kind):
         return _marker_owner(remote.get("description"))
 
     def full(self, remote_id: str) -> dict[str, Any]:
-        return self.client.request("GET", f"{self.path}/{remote_id}")
+        return _expect(self.client.request("GET", f"{self.path}/{remote_id}"), dict, f"GET {self.path}/{remote_id}")
 
     def create(self, payload: dict[str, Any]) -> str:
-        return str(self.client.request("POST", self.path, body=payload)["id"])
+        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
 
     def update(self, remote_id: str, payload: dict[str, Any]) -> None:
         self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
@@ -171,7 +188,8 @@ class Monitors(Kind):
     def list_remote(self) -> list[dict[str, Any]]:
         monitors, page = [], 0
         while True:
-            batch = self.client.request("GET", self.path, params={"page": page, "page_size": 1000}) or []
+            batch = _objects(self.client.request("GET", self.path, params={"page": page, "page_size": 1000}),
+                             f"GET {self.path}")
             monitors.extend(batch)
             if len(batch) < 1000:
                 return monitors
@@ -181,13 +199,20 @@ class Monitors(Kind):
         return _tag_owner(remote.get("tags"))
 
     def create(self, payload: dict[str, Any]) -> str:
-        return str(self.client.request("POST", self.path, body=payload)["id"])
+        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
 
     def update(self, remote_id: str, payload: dict[str, Any]) -> None:
         self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
 
     def delete(self, remote_id: str) -> None:
         self.client.request("DELETE", f"{self.path}/{remote_id}")
+
+
+def _created_id(body: Any, path: str) -> str:
+    if not isinstance(body, dict) or "id" not in body:
+        raise DatadogError(f"POST {path}: Datadog's answer has no id; the object may exist now, run `ccl plan` "
+                           "to see")
+    return str(body["id"])
 
 
 KINDS: dict[str, type[Kind]] = {"pipeline": Pipelines, "dashboard": Dashboards, "monitor": Monitors, "rule": Rules}
