@@ -73,6 +73,12 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def group_key(event: dict[str, Any], group_by: list[str]) -> tuple[Any, ...] | None:
+    """The event's values of the group-by attributes; None when one is missing (Datadog skips those)."""
+    values = tuple(_field_value(event, attribute) for attribute in group_by)
+    return None if any(value is None for value in values) else values
+
+
 def _field_value(event: dict[str, Any], attribute: str) -> Any:
     values = values_at(event, attribute.removeprefix("@").split("."))
     if not values:
@@ -123,10 +129,10 @@ class ThresholdDetector:
         return tuple(_field_value(event, attribute) for attribute in query.distinct)
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
-        group_values = [_field_value(event, attribute) for attribute in self.group_by]
-        if any(value is None for value in group_values):
+        key = group_key(event, self.group_by)
+        if key is None:
             return
-        key = tuple(group_values)
+        group_values = list(key)
         windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
         distinct = self.distinct.setdefault(key, {query.name: {} for query in self.rule.queries})
         for index in matched:
@@ -243,10 +249,10 @@ class SequenceDetector:
         self.progress: dict[Any, tuple[int, float, list[tuple[float, dict[str, Any]]]]] = {}
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
-        group_values = [_field_value(event, attribute) for attribute in self.group_by]
-        if any(value is None for value in group_values):
+        key = group_key(event, self.group_by)
+        if key is None:
             return
-        key = tuple(group_values)
+        group_values = list(key)
         windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
         for index in matched:
             windows[self.rule.queries[index].name].append((moment, event))

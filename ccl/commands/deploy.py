@@ -12,7 +12,7 @@ import click
 from ccl.commands.validate import load_valid
 from ccl.datadog.client import ConfigError, DatadogClient, DatadogError, api_url, keys_from_environment
 from ccl.datadog.resources import ONLY_CHOICES, Rules
-from ccl.deploy import apply, build_plan, render_outcome, render_plan
+from ccl.deploy import Plan, apply, build_plan, render_outcome, render_plan
 from ccl.normalize import Normalizer
 from ccl.render import render_rule
 from ccl.rules import build_rule
@@ -29,17 +29,26 @@ def _kinds(only: str | None) -> list[str]:
     return [ONLY_CHOICES[only]] if only else list(ONLY_CHOICES.values())
 
 
-def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, disable_defaults: bool,
-             verbose: bool) -> int:
+def _load_and_plan(site: str | None, prune: bool, only: str | None,
+                   disable_defaults: bool) -> tuple[Plan, DatadogClient] | int:
+    """The plan and its client, or the exit code after printing why there is none."""
     assets, code = load_valid(())
     if code:
         return code
     try:
         client = _client(site)
-        plan = build_plan(assets, client, _kinds(only), prune, disable_defaults)
+        return build_plan(assets, client, _kinds(only), prune, disable_defaults), client
     except (ConfigError, DatadogError) as error:
         print(f"error: {error}", file=sys.stderr)
         return _exit_code(error)
+
+
+def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, disable_defaults: bool,
+             verbose: bool) -> int:
+    planned = _load_and_plan(site, prune, only, disable_defaults)
+    if isinstance(planned, int):
+        return planned
+    plan, _ = planned
     if as_json:
         print(json.dumps([change.as_json() for change in plan.changes], indent=2))
     else:
@@ -48,15 +57,10 @@ def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, dis
 
 
 def run_deploy(site: str | None, prune: bool, only: str | None, yes: bool, disable_defaults: bool) -> int:
-    assets, code = load_valid(())
-    if code:
-        return code
-    try:
-        client = _client(site)
-        plan = build_plan(assets, client, _kinds(only), prune, disable_defaults)
-    except (ConfigError, DatadogError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return _exit_code(error)
+    planned = _load_and_plan(site, prune, only, disable_defaults)
+    if isinstance(planned, int):
+        return planned
+    plan, client = planned
     print(render_plan(plan))
     if not any(change.action != "noop" for change in plan.changes):
         print("nothing to do")

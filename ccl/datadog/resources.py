@@ -30,14 +30,17 @@ class Kind:
     def remote_id(self, remote: dict[str, Any]) -> str:
         return str(remote["id"])
 
+    path = ""
+
     def create(self, payload: dict[str, Any]) -> str:
-        raise NotImplementedError
+        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
 
     def update(self, remote_id: str, payload: dict[str, Any]) -> None:
-        raise NotImplementedError
+        # PUT replaces the whole object, so the whole payload is always sent.
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
 
     def delete(self, remote_id: str) -> None:
-        raise NotImplementedError
+        self.client.request("DELETE", f"{self.path}/{remote_id}")
 
     def comparable_remote(self, remote: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
         return remote
@@ -90,15 +93,6 @@ class Rules(Kind):
     def validate(self, payload: dict[str, Any]) -> None:
         self.client.request("POST", f"{self.path}/validation", body=payload)
 
-    def create(self, payload: dict[str, Any]) -> str:
-        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
-
-    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
-        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
-
-    def delete(self, remote_id: str) -> None:
-        self.client.request("DELETE", f"{self.path}/{remote_id}")
-
     def disable(self, remote_id: str) -> None:
         self.client.request("PUT", f"{self.path}/{remote_id}", body={"isEnabled": False})
 
@@ -129,17 +123,8 @@ class Pipelines(Kind):
     def owner_key(self, remote: dict[str, Any]) -> str | None:
         return None if remote.get("is_read_only") else _marker_owner(remote.get("description"))
 
-    def create(self, payload: dict[str, Any]) -> str:
-        # Datadog appends a new pipeline at the end of the processing order; the order of everyone
-        # else's pipelines is never touched.
-        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
-
-    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
-        # PUT replaces the whole pipeline, so the whole payload is always sent; its position stays.
-        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
-
-    def delete(self, remote_id: str) -> None:
-        self.client.request("DELETE", f"{self.path}/{remote_id}")
+    # create(): Datadog appends a new pipeline at the end of the processing order, so the order of
+    # everyone else's pipelines is never touched; update() keeps its position.
 
 
 def is_integration_pipeline_for_our_source(remote: dict[str, Any]) -> bool:
@@ -171,15 +156,6 @@ class Dashboards(Kind):
     def full(self, remote_id: str) -> dict[str, Any]:
         return _expect(self.client.request("GET", f"{self.path}/{remote_id}"), dict, f"GET {self.path}/{remote_id}")
 
-    def create(self, payload: dict[str, Any]) -> str:
-        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
-
-    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
-        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
-
-    def delete(self, remote_id: str) -> None:
-        self.client.request("DELETE", f"{self.path}/{remote_id}")
-
 
 class Monitors(Kind):
     name, label = "monitor", "monitors"
@@ -197,15 +173,6 @@ class Monitors(Kind):
 
     def owner_key(self, remote: dict[str, Any]) -> str | None:
         return _tag_owner(remote.get("tags"))
-
-    def create(self, payload: dict[str, Any]) -> str:
-        return _created_id(self.client.request("POST", self.path, body=payload), self.path)
-
-    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
-        self.client.request("PUT", f"{self.path}/{remote_id}", body=payload)
-
-    def delete(self, remote_id: str) -> None:
-        self.client.request("DELETE", f"{self.path}/{remote_id}")
 
 
 def _created_id(body: Any, path: str) -> str:
