@@ -6,6 +6,7 @@ one exception is the 400 "not enabled", which has no type of its own.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         seconds = float(value) if value is not None else None
     except ValueError:
         return None
-    if seconds is None or seconds < 0:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, 3600.0)
 

@@ -8,11 +8,13 @@ one JSON object; `vector.toml` routes them apart by the `stream` field. Secrets 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Any, TextIO
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+KEY_SHAPED = re.compile(r"sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_-]{6,}")
 REDACTED = "[REDACTED]"
 
 
@@ -39,7 +41,8 @@ class JsonLog:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        # An excerpt cut before the key ends still holds its start: hide anything key-shaped too.
+        return KEY_SHAPED.sub(REDACTED, text) if "sk-ant-" in text else text
 
     def debug(self, message: str, **fields: Any) -> None:
         self._write("DEBUG", message, fields)

@@ -143,13 +143,18 @@ class StateDir:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
+            if path.is_symlink():
+                raise StateError(f"{path} is a symlink to a missing file; {RECOVERY_ADVICE}") from None
             return None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc.strerror}") from None
         try:
-            return json.loads(raw)
+            data = json.loads(raw)
         except ValueError as exc:
             raise StateError(f"{path} is corrupt ({exc}); {RECOVERY_ADVICE}") from None
+        if data is None:
+            raise StateError(f"{path} holds null; {RECOVERY_ADVICE}")
+        return data
 
     def write_json(self, path: Path, data: Any) -> None:
         atomic_write(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode())

@@ -108,6 +108,10 @@ def run_remote_test(site: str | None, paths: tuple[Path, ...]) -> int:
         except DatadogError as error:
             print(f"error: {asset.path}: {error}", file=sys.stderr)
             return _exit_code(error)
+        if len(results) != len(payloads):
+            print(f"error: {asset.path}: Datadog's rule test endpoint answered {len(results)} verdicts for "
+                  f"{len(payloads)} events; nothing was checked", file=sys.stderr)
+            return 1
         checked += len(payloads)
         disagreements += [label for label, agreed in zip(labels, results, strict=False) if agreed is not True]
     for line in disagreements:

@@ -5,6 +5,7 @@ Keys never appear in errors or output: messages name the endpoint and Datadog's 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -139,6 +140,11 @@ class DatadogClient:
         for secret in self._secrets:
             if secret:
                 text = text.replace(secret, "[REDACTED]")
+                # A cut excerpt may end with the start of a key.
+                for length in range(len(secret) - 1, 7, -1):
+                    if text.endswith(secret[:length]):
+                        text = text[: -length] + "[REDACTED]"
+                        break
         return text
 
 
@@ -146,9 +152,11 @@ def _retry_delay(response: httpx.Response, attempt: int) -> float:
     reset = response.headers.get("X-RateLimit-Reset")
     if reset:
         try:
-            return max(float(reset), 0.5)
+            seconds = float(reset)
         except ValueError:
-            pass
+            seconds = float("nan")
+        if math.isfinite(seconds):
+            return min(max(seconds, 0.5), 300.0)  # never wait longer than the retry budget allows
     return float(min(2 ** attempt, 30))
 
 
