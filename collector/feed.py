@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.api import PAGE_LIMIT, ComplianceClient, Page
+from collector.errors import ApiFailure
 from collector.log import JsonLog
 from collector.output import NdjsonOutput
 from collector.shutdown import Shutdown
@@ -56,6 +57,9 @@ class CycleReport:
         self.pages += 1
         self.emitted += emitted
         self.skipped_seen += skipped
+
+
+MAX_EMPTY_PAGES = 50
 
 
 class Feed:
@@ -184,6 +188,7 @@ class Feed:
     def _walk_older(self, params: list[tuple[str, str]], start_after: str | None = None):
         """Pages of `params` in the default newest-first order, following `last_id`."""
         after = start_after
+        empty_in_a_row = 0
         while True:
             query = [*self.options.filters, *params, ("limit", str(PAGE_LIMIT))]
             if after:
@@ -192,6 +197,12 @@ class Feed:
             yield page
             if not page.has_more:
                 return
+            # A cursor that does not move, or page after empty page, would loop forever.
+            empty_in_a_row = 0 if page.activities else empty_in_a_row + 1
+            if page.last_id == after or empty_in_a_row >= MAX_EMPTY_PAGES:
+                raise ApiFailure("the API keeps answering has_more without moving forward (same cursor or "
+                                 f"{empty_in_a_row} empty pages); stopping here, the saved position is kept",
+                                 request_id=page.request_id)
             after = page.last_id
 
     def _fetch(self, params: list[tuple[str, str]]) -> Page:
