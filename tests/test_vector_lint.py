@@ -152,3 +152,22 @@ n = 3
     assert lines[("t", 0, "n")] == 13
     assert lines[("t", 0, "u", 0, "m")] == 15
     assert lines[("t", 1, "n")] == 17
+
+
+RUNTIME_FILES = [ROOT / "vector.toml", ROOT / "vector" / "geoip-off.toml", ROOT / "vector" / "geoip-on.toml"]
+TEST_FILES = [ROOT / "vector" / "tests.toml", ROOT / "vector" / "tests-geoip.toml"]
+
+
+@pytest.mark.parametrize("version", ["0.54.0", "0.57.0"])
+def test_the_topology_loads_on_every_supported_vector(version):
+    """The README's claim, Vector 0.54 to 0.57, checked at both ends with each release's own table."""
+    table = load_table(version)
+    assert table["source"]["tag"] == f"v{version}"
+    assert [str(problem) for path in RUNTIME_FILES for problem in lint_file(path, table)] == []
+
+
+def test_the_unit_tests_need_vector_0_56():
+    problems = [problem.message for path in TEST_FILES for problem in lint_file(path, load_table("0.54.0"))]
+    assert problems and all(message.split(": ")[1].startswith("unknown option") and "expected_event_count" in message
+                            for message in problems)
+    assert [problem for path in TEST_FILES for problem in lint_file(path, load_table("0.57.0"))] == []
