@@ -107,7 +107,9 @@ def vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: str | 
 
     \b
     The same files `vector test` takes, loaded as one config; paths in `file = ...` are relative
-    to the current directory, as in Vector. Exit 1 if a test fails, 2 if the config is unusable.
+    to the current directory, as in Vector. Every option is first checked against Vector 0.57's
+    option reference, as Vector does on load (problems as file:line). Exit 1 if a test fails, 2 if
+    the config is unusable.
     \b
       ccl vector-test vector.toml vector/geoip-off.toml vector/tests.toml
     """

@@ -1,24 +1,30 @@
-"""vector.toml and fluent-bit.yaml: structure, and the Vector unit tests through the harness."""
+"""vector.toml: structure, delivery paths, and the Vector unit tests through the harness."""
 
 from __future__ import annotations
 
+import json
 import re
-import shlex
 import subprocess
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from ccl.vector_harness import LOOKUP_CALL, Config, run_tests
+from ccl.vector_harness import LOOKUP_CALL, Config, Run, run_tests
 from ccl.vrl import check
 from collector.settings import collect_parser
-from tests.conftest import CCL, ROOT
+from tests.conftest import CCL, ROOT, run_collector
 
 MAIN = ROOT / "vector.toml"
 STAGES = [ROOT / "vector" / "geoip-off.toml", ROOT / "vector" / "geoip-on.toml"]
+VECTOR_FILES = sorted([MAIN, *(ROOT / "vector").glob("*.toml")])
 SECRET_SHAPES = re.compile(r"sk-ant-|default_api_key|apikey\s*[:=]\s*[\"']?[0-9a-f]{20,}|\$\{", re.IGNORECASE)
+# What Vector substitutes in the raw text of a config file, comments included, when interpolation
+# is on (ENVIRONMENT_VARIABLE_INTERPOLATION_REGEX in src/config/vars.rs, vectordotdev/vector
+# v0.57.0): `$$`, `$NAME` and `${...}`. A name that is not set is a hard error.
+VECTOR_INTERPOLATION = re.compile(r"\$\$|\$[\w.]+|\$\{")
+COLLECTOR_MAX_LINE_BYTES_DEFAULT = 16 * 1024 * 1024
 
 
 def merged(*paths: Path) -> dict:
@@ -53,12 +59,63 @@ def test_the_topology_is_one_path_whatever_the_geoip_stage():
     for stage in STAGES:
         config = Config([MAIN, stage], ROOT)
         assert config.consumers("normalize") in (["geoip"], ["geoip_lookup"])
-        assert config.consumers("geoip") == ["dedupe"]
-        assert config.consumers("feed_streams.collector_logs") == ["collector_logs"]
+        assert config.consumers("geoip") == ["id_check"]
+        assert config.consumers("id_check.has_id") == ["dedupe"]
+        assert config.consumers("id_check._unmatched") == ["measure_lag"]  # events without an id
+        assert config.consumers("feed_streams.collector_logs") == ["collector_lines"]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda p: p.name)
+def test_every_output_of_every_component_reaches_a_consumer(stage):
+    """Vector warns about an output nothing reads, and what reaches it is gone: every route's
+    `_unmatched` and every remap's `dropped` must lead somewhere visible."""
+    config = Config([MAIN, stage], ROOT)
+    outputs = config.output_ids()
+    assert "feed_streams._unmatched" in outputs and "intake_window._unmatched" in outputs
+    assert "activity_lines.dropped" in outputs and "normalize.dropped" in outputs
+    unread = [output for output in outputs
+              if not config.consumers(output, ("transforms", "sinks"))]
+    assert unread == []
+
+
+def test_no_config_file_holds_what_vector_would_interpolate():
+    for path in VECTOR_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not VECTOR_INTERPOLATION.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+def test_the_interpolation_check_finds_a_variable_in_a_comment():
+    assert VECTOR_INTERPOLATION.search("# Vector 0.57 no longer interpolates ${...} here")
+    assert VECTOR_INTERPOLATION.search('default_api_key = "$DD_API_KEY"')
+    assert not VECTOR_INTERPOLATION.search("match(string(.created_at) ?? \"\", r'^\\d{4}Z$')")
+
+
+def test_no_line_an_activity_can_fill_is_cut_by_vectors_framing():
+    source = merged(MAIN)["sources"]["compliance_feed"]
+    cap = source["framing"]["newline_delimited"]["max_length"]
+    collector_default = getattr(collect_parser("python -m collector").parse_args([]), "max_line_bytes",
+                                COLLECTOR_MAX_LINE_BYTES_DEFAULT)
+    assert cap > collector_default  # the collector reports a line over its cap before Vector would cut it
+    assert cap >= 32 * 1024 * 1024
+
+
+def test_one_state_directory_everywhere():
+    """`ccl status --state-dir` on the README's path must find the collector that vector.toml runs."""
+    command = merged(MAIN)["sources"]["compliance_feed"]["command"]
+    state_dir = command[command.index("--state-dir") + 1]
+    texts = {path: path.read_text() for path in [ROOT / "README.md", MAIN, *(ROOT / "vector").glob("*")]
+             if path.is_file()}
+    for path, text in texts.items():
+        for found in re.findall(r"/var/lib/vector/claude-compliance[^\s\"'`,)]*", text):
+            assert found == state_dir or found.startswith("/var/lib/vector/claude-compliance-logs/archive/"), \
+                f"{path.name}: {found}"
+    readme = texts[ROOT / "README.md"]
+    assert f"ccl status --state-dir {state_dir}" in readme
+    assert f'"--state-dir", "{state_dir}"' in readme
 
 
 def test_no_secret_in_any_config_and_keys_come_from_the_environment():
-    for path in [MAIN, *STAGES, ROOT / "vector" / "fluent-bit.yaml"]:
+    for path in [*VECTOR_FILES, ROOT / "vector" / "fluent-bit.yaml"]:
         text = path.read_text()
         found = [line for line in text.splitlines()
                  if SECRET_SHAPES.search(line) and not line.lstrip().startswith("#")]
@@ -77,7 +134,7 @@ def test_no_secret_in_any_config_and_keys_come_from_the_environment():
 def test_the_exec_command_is_the_real_collector_cli():
     source = merged(MAIN)["sources"]["compliance_feed"]
     assert source["type"] == "exec" and source["mode"] == "streaming"
-    assert source["decoding"]["codec"] == "json" and source["include_stderr"] is True
+    assert source["decoding"]["codec"] == "bytes" and source["include_stderr"] is True
     command = source["command"]
     assert command[1:3] == ["-m", "collector"]
     options = collect_parser("python -m collector").parse_args(command[3:])
@@ -90,7 +147,7 @@ def test_vector_unit_tests_pass_through_the_harness():
     done = subprocess.run([*CCL, "vector-test", "vector.toml", "vector/geoip-off.toml", "vector/tests.toml"],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "10 passed, 0 failed" in done.stdout
+    assert "18 passed, 0 failed" in done.stdout
 
 
 def test_geoip_unit_tests_pass_with_maxminds_test_database(geoip_db):
@@ -109,7 +166,7 @@ def test_the_harness_fails_when_an_assertion_fails(tmp_path):
     assert done.returncode == 1
     assert "test a chat view gets Datadog's attributes and OCSF class 6001 ... failed" in done.stdout
     assert "someone.else@example.com" in done.stdout
-    assert "9 passed, 1 failed" in done.stdout
+    assert "17 passed, 1 failed" in done.stdout
 
 
 def test_the_harness_refuses_what_it_cannot_emulate(tmp_path):
@@ -120,18 +177,32 @@ def test_the_harness_refuses_what_it_cannot_emulate(tmp_path):
     assert done.returncode == 2 and "does not emulate" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_fluent_bit_runs_the_real_collector_and_ships_logs_apart():
-    config = YAML(typ="safe").load((ROOT / "vector" / "fluent-bit.yaml").read_text())
-    exec_input = next(i for i in config["pipeline"]["inputs"] if i["name"] == "exec")
-    words = shlex.split(exec_input["command"])
-    redirect = [word for word in words if word.startswith("2>")]
-    assert redirect, "stderr (log lines) must not reach the activity stream"
-    arguments = [word for word in words if word not in redirect]
-    assert arguments[:3] == ["python3", "-m", "collector"]
-    options = collect_parser("python -m collector").parse_args(arguments[3:])
-    assert options.once  # exec reads until the command exits
-    assert exec_input["parser"] == "claude_activity" and exec_input["buf_size"] == "8mb"
-    outputs = {o["match"]: o for o in config["pipeline"]["outputs"]}
-    assert outputs["claude.compliance"]["dd_source"] == "claude-compliance-logs"
-    assert outputs["claude.collector"]["dd_service"] == "claude-compliance-collector"
-    assert all(o["apikey"] == "${DD_API_KEY}" for o in outputs.values())
+def exec_event(line: str, stream: str) -> dict:
+    """A line as Vector's exec source hands it on with `decoding.codec = "bytes"` (legacy namespace)."""
+    return {"message": line, "stream": stream, "host": "vector-1", "pid": 4121,
+            "command": ["python3", "-m", "collector"], "source_type": "exec",
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")}
+
+
+def test_every_line_a_real_collector_writes_reaches_datadog(make_simulator, tmp_path):
+    """The real collector's stdout and stderr, and a crash's traceback, through the whole topology."""
+    simulator = make_simulator(seed=81, rate=0.05, history=3600)
+    done = run_collector(simulator.url, tmp_path / "state", "--once", "--since", "1h", "--max-rpm", "0")
+    assert done.returncode == 0, done.stderr
+    activities = done.stdout.decode().splitlines()
+    traceback = ["Traceback (most recent call last):", '  File "/usr/lib/python3/collector/output.py", line 40',
+                 "OSError: [Errno 28] No space left on device"]
+    logs = [*done.stderr.splitlines(), *traceback]
+    assert len(activities) > 50 and len(logs) > len(traceback)
+    run = Run(Config([MAIN, STAGES[0]], ROOT))
+    for stream, lines in (("stdout", activities), ("stderr", logs)):
+        for line in lines:
+            run.insert("feed_streams", exec_event(line, stream))
+
+    to_datadog = run.outputs.get("intake_window.current", [])
+    assert sorted(event["id"] for event in to_datadog) == sorted(json.loads(line)["id"] for line in activities)
+    assert all(event["ddsource"] == "claude-compliance-logs" and "stream" not in event for event in to_datadog)
+    collector_logs = run.outputs["collector_logs"]
+    assert len(collector_logs) == len(logs)
+    assert [event["message"] for event in collector_logs if event.get("unparsed_line")] == traceback
+    assert all(event["status"] == "error" for event in collector_logs if event.get("unparsed_line"))

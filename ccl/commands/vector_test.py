@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ccl.vector_harness import Config, HarnessError, format_results, run_tests
+from ccl.vector_lint import VECTOR_VERSION, lint_file
 
 
 def run_vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: str | None) -> int:
@@ -16,6 +17,19 @@ def run_vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: st
             print(f"error: --enrichment-table {spec!r}: expected NAME=PATH", file=sys.stderr)
             return 2
         enrichment[name] = Path(path)
+    # Vector refuses to load a config with an option it does not know or a value of the wrong
+    # type before it runs any test: so does this.
+    problems = [problem for path in configs for problem in lint_file(path)]
+    for problem in problems:
+        if problem.unchecked:
+            print(f"note: {problem}", file=sys.stderr)
+    problems = [problem for problem in problems if not problem.unchecked]
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {len(problems)} option problem(s) against Vector {VECTOR_VERSION}'s reference; "
+              "Vector would not load this config", file=sys.stderr)
+        return 2
     try:
         config = Config(configs, Path.cwd(), enrichment)
         if not config.tests:
