@@ -133,7 +133,7 @@ def _check_fields(asset: Asset, problems: list[Problem], keys: tuple[str | int, 
         if not is_known(field):
             problems.append(Problem(asset.path, asset.line(*keys, position),
                                     f"{'.'.join(map(str, keys))}: {field} does not exist on normalized events; "
-                                    "use an attribute such as @usr.email or @network.client.ip"))
+                                    "use an attribute such as @usr.identity or @network.client.ip"))
 
 
 def _check_rule(asset: Asset) -> list[Problem]:
