@@ -19,12 +19,12 @@ from functools import cache
 from typing import Any
 
 from ccl.actors import example_actor
+from ccl.attributes import DATADOG_ENRICHMENT
 from ccl.catalog import ACTOR_KINDS, activity_types, allowed_actor_kinds
 from ccl.engine import Engine, group_key
 from ccl.normalize import Normalizer
 from ccl.query import event_names
 from ccl.rules import Rule, RuleQuery
-from ccl.attributes import DATADOG_ENRICHMENT
 from ccl.testing import TEST_START, build_events, enabled_copy, merge, test_activity
 
 MAX_BURST = 500  # a query that needs more events than this to fire is not a single-event query

@@ -110,7 +110,8 @@ def build_rule(asset: Asset) -> Rule:
         instantaneous_baseline=bool(new_value.get("instantaneous_baseline", False)),
         baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
         overlaps_default=data.get("overlaps_default", []),
-        excludes_actors={entry["actor"]: entry["reason"] for entry in data.get("excludes_actors", [])}, tests=data.get("tests", []), source=asset,
+        excludes_actors={entry["actor"]: entry["reason"] for entry in data.get("excludes_actors", [])},
+        tests=data.get("tests", []), source=asset,
         steps=[SequenceStep(step["name"], step["condition"], compile_condition(step["condition"], names)[0],
                             parse_duration(str(step["within"])),
                             parse_duration(str(step.get("after_previous", 0))) if position else 0.0)

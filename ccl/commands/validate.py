@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ccl.assets import Asset, load_all
 from ccl.actor_matrix import group_by_gaps
+from ccl.assets import Asset, load_all
 from ccl.rules import build_rule
 from ccl.validate import count_by_kind, validate
 
