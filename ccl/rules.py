@@ -90,7 +90,7 @@ def build_rule(asset: Asset) -> Rule:
         node = parse(entry["query"])
         queries.append(RuleQuery(entry["name"], entry["query"], node, compile_query(node), entry.get("group_by", []),
                                  entry.get("aggregation", _default_aggregation(data["method"])),
-                                 entry.get("distinct", []), entry.get("metric")))
+                                 entry.get("distinct", []), entry.get("metric") or _default_metric(data["method"])))
     names = {query.name for query in queries}
     cases = []
     for entry in data["cases"]:
@@ -117,6 +117,10 @@ def build_rule(asset: Asset) -> Rule:
                             parse_duration(str(step.get("after_previous", 0))) if position else 0.0)
                for position, step in enumerate((data.get("sequence") or {}).get("steps", []))],
     )
+
+
+def _default_metric(method: str) -> str | None:
+    return "@network.client.geoip" if method == "impossible_travel" else None  # what geo_data aggregates
 
 
 def _default_aggregation(method: str) -> str:

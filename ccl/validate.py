@@ -246,6 +246,10 @@ def _check_sequence(asset: Asset, names: set[str]) -> list[Problem]:
     if not steps:
         return [Problem(asset.path, asset.line("method"), "sequence rules need `sequence: {steps: [...]}` with at "
                                                           "least two steps")]
+    window = asset.data.get("evaluation_window")
+    if window is not None and _duration(asset, problems, ("evaluation_window",), window) not in (0, None):
+        problems.append(Problem(asset.path, asset.line("evaluation_window"), "evaluation_window: a sequence is "
+                                "evaluated per step (`within`); Datadog takes 0 here, set it to 0 or leave it out"))
     seen = set()
     for index, step in enumerate(steps):
         keys = ("sequence", "steps", index)

@@ -147,6 +147,7 @@ def test_sequence_steps_are_checked(tmp_path):
     assert "sequence.steps.1.condition: names no query: sso_of (queries: sso_off)" in done.stderr
     assert "sequence.steps.1.within: Datadog accepts only" in done.stderr
     assert "sequence.steps.1: say how long after the previous step it may happen (after_previous)" in done.stderr
+    assert "evaluation_window: a sequence is evaluated per step (`within`); Datadog takes 0 here" in done.stderr
 
 
 def test_a_group_by_missing_on_an_allowed_actor_kind_is_a_warning(tmp_path):
