@@ -8,7 +8,8 @@ from ccl.catalog import activity_types
 
 # What vector/normalize.vrl (and Datadog's pipeline) add. A prefix covers everything under it.
 NORMALIZED = {
-    "evt.name", "evt.outcome", "usr.email", "usr.id", "network.client.ip", "network.client.geoip",
+    "evt.name", "evt.outcome", "usr.email", "usr.id", "usr.identity", "usr.kind", "network.client.ip",
+    "network.client.geoip",
     "http.useragent", "http.useragent_details", "ocsf", "status", "service", "ddsource", "timestamp",
     "ccl", "activity_status", "activity_message", "activity_host", "activity_service", "activity_timestamp",
 }

@@ -2,14 +2,15 @@
 
 Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
 - threshold: per group (the queries' group_by values; an event missing one is not counted), each
-  query aggregates (count, cardinality of `distinct`, sum or max of `metric`) the matching events of
+  query aggregates (count, cardinality of its one `distinct` field, which an event without it does
+  not add to, sum or max of `metric`) the matching events of
   the last `evaluation_window` (inclusive: an event exactly one window old still counts). Cases are
   evaluated in order and the first that holds sets the severity.
 - a signal stays open while its case keeps holding: an event within `keep_alive` of the signal's last
   event, and within `max_signal_duration` of its first, joins it; otherwise a new signal starts.
-- new_value: values of `metric` (per group) seen during `learning_duration` from the first event are
-  learned; afterwards a value never seen (or not seen for `forget_after`) raises a signal. With a
-  learning duration of 0, each group's first value is learned silently.
+- new_value: values of `metric` are learned per group, each group for `learning_duration` from its
+  own first value; afterwards a value never seen (or not seen for `forget_after`) raises a signal.
+  With a learning duration of 0, each group's first value is learned silently. See NewValueDetector.
 - sequence: per group, steps in order; each step's condition holds over its own window, and a
   step must complete within its `after_previous` of the previous one, else the sequence starts
   over; the last step raises the signal with the events of every step.
@@ -125,8 +126,11 @@ class ThresholdDetector:
         self.distinct: dict[Any, dict[str, dict[Any, int]]] = {}
 
     @staticmethod
-    def _distinct_value(query: Any, event: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(_field_value(event, attribute) for attribute in query.distinct)
+    def _distinct_value(query: Any, event: dict[str, Any]) -> Any:
+        # Datadog's cardinality counts exactly one field (distinctFields holds one entry); an event
+        # without it adds no value. Counting @id makes a count replay-proof: a replayed activity
+        # has the id it had the first time.
+        return _field_value(event, query.distinct[0]) if query.distinct else None
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
         key = group_key(event, self.group_by)
@@ -140,7 +144,8 @@ class ThresholdDetector:
             windows[query.name].append((moment, event))
             if query.aggregation == "cardinality":
                 value = self._distinct_value(query, event)
-                distinct[query.name][value] = distinct[query.name].get(value, 0) + 1
+                if value is not None:
+                    distinct[query.name][value] = distinct[query.name].get(value, 0) + 1
         horizon = moment - self.rule.evaluation_window
         for query in self.rule.queries:
             window, counts = windows[query.name], distinct[query.name]
@@ -148,9 +153,10 @@ class ThresholdDetector:
                 _, old = window.popleft()
                 if query.aggregation == "cardinality":
                     value = self._distinct_value(query, old)
-                    counts[value] -= 1
-                    if not counts[value]:
-                        del counts[value]
+                    if value is not None:
+                        counts[value] -= 1
+                        if not counts[value]:
+                            del counts[value]
         values = {query.name: float(len(distinct[query.name])) if query.aggregation == "cardinality"
                   else self._aggregate(query, windows[query.name]) for query in self.rule.queries}
         case = _first_case(self.rule.cases, values)
@@ -171,10 +177,33 @@ class ThresholdDetector:
 
 
 class NewValueDetector:
+    """New values of `metric`, learned per group, as Datadog documents newValueOptions.
+
+    Datadog's new value page (docs.datadoghq.com/security/cloud_siem/detect_and_monitor/
+    custom_detection_rules/new_value): "The group by field defines the scope within which new values
+    are evaluated, such as per account", a rule "Triggers a signal when a value appears that has not
+    been observed within the current scope", and with a learning duration of 7 days "the rule learns
+    the values for the first seven days and then triggers on any new values after the seven days".
+    The API reference (SecurityMonitoringRuleNewValueOptions in datadog-api-client): learningDuration
+    is "The duration in days during which values are learned, and after which signals will be
+    generated for values that weren't learned. If set to 0, a signal will be generated for all new
+    values after the first value is learned"; forgetAfter is "The duration in days after which a
+    learned value is forgotten"; with instantaneousBaseline "Datadog uses previous values that fall
+    within the defined learning window to construct the baseline ... rather than relying solely on
+    gradual learning over time".
+
+    So learning is per scope: a group's learning period starts with its own first value (a new
+    hire's first week teaches their countries, instead of being "new" against everyone else's).
+    Events older than the rule (`Rule.deployed_at`; by default the rule starts with the first event)
+    are ignored, except that an instantaneous baseline learns those within the learning duration
+    before the deployment, and the groups it saw then alert from the deployment on.
+    """
+
     def __init__(self, rule: Rule, out: list[Signal]):
         self.rule = rule
         self.signals = _Signals(rule, out)
-        self.learning_started: float | None = None
+        self.deployed_at = rule.deployed_at
+        self.learning_since: dict[Any, float] = {}
         self.known: dict[Any, dict[Any, float]] = {}
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
@@ -183,14 +212,21 @@ class NewValueDetector:
         value = _field_value(event, query.metric or "")
         if value is None or any(v is None for v in group_values):
             return
-        if self.learning_started is None:
-            self.learning_started = moment
+        if self.deployed_at is None:
+            self.deployed_at = moment
         key = tuple(group_values)
         known = self.known.setdefault(key, {})
-        learning = moment - self.learning_started < self.rule.learning_duration
+        learning_duration = self.rule.learning_duration
+        if moment < self.deployed_at:
+            if self.rule.instantaneous_baseline and moment >= self.deployed_at - learning_duration:
+                known[value] = moment
+                self.learning_since[key] = self.deployed_at - learning_duration
+            return
+        since = self.learning_since.setdefault(key, moment)
+        learning = moment - since < learning_duration
         seen_at = known.get(value)
         is_new = seen_at is None or moment - seen_at > self.rule.forget_after
-        first_of_group = not known and self.rule.learning_duration == 0
+        first_of_group = not known  # with no learning duration, the group's first value is learned
         known[value] = moment
         if learning or not is_new or first_of_group:
             return

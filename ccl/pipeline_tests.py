@@ -3,7 +3,7 @@
 Each sample runs twice: raw (as Fluent Bit or Datadog's crawler would send it) and already
 normalized by vector/normalize.vrl (as Vector sends it). Both must give Datadog's expected
 attributes under evt, usr, network.client.ip, http and ocsf, and the date; our own additions
-(evt.outcome, the log status) are not in Datadog's output and are left out of the comparison.
+(evt.outcome, the log status, usr.identity and usr.kind) are not in Datadog's output and are left out of the comparison.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ccl.render import render_pipeline
 from ccl.testing import TestOutcome
 
 GROUPS = ("evt", "usr", "network.client.ip", "http", "ocsf")
-OUR_ADDITIONS = {"evt": {"outcome"}}
+OUR_ADDITIONS = {"evt": {"outcome"}, "usr": {"identity", "kind"}}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

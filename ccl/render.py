@@ -74,6 +74,8 @@ def render_rule(asset: Asset) -> dict[str, Any]:
             "distinctFields": list(query.distinct), "hasOptionalGroupByFields": False,
         }
         if query.metric:
+            # `metrics` (the model marks `metric` deprecated); geo_data takes @network.client.geoip, as in
+            # the impossible travel cassettes of datadog-api-client and terraform-provider-datadog.
             entry["metrics"] = [query.metric]
         queries.append(entry)
     cases = []
@@ -81,16 +83,22 @@ def render_rule(asset: Asset) -> dict[str, Any]:
         entry = {"name": case.name, "status": case.severity, "notifications": list(case.notify)}
         if case.condition_text:
             entry["condition"] = case.condition_text
+        if rule.method == "sequence":
+            # A sequence_detection case names its last step ("step_b > 0" in the accepted payloads of
+            # datadog-api-client's and terraform-provider-datadog's sequence detection cassettes).
+            entry["condition"] = f"{rule.steps[-1].name} > 0"
         cases.append(entry)
     options: dict[str, Any] = {
         "detectionMethod": rule.method,
-        "evaluationWindow": int(rule.evaluation_window),
+        # Sequences evaluate per step: the same cassettes send a top-level evaluationWindow of 0.
+        "evaluationWindow": 0 if rule.method == "sequence" else int(rule.evaluation_window),
         "keepAlive": int(rule.keep_alive),
         "maxSignalDuration": int(rule.max_signal_duration),
         "decreaseCriticalityBasedOnEnv": False,
     }
     if rule.method == "new_value":
         options["newValueOptions"] = {"forgetAfter": int(rule.forget_after // 86400),
+                                      "instantaneousBaseline": rule.instantaneous_baseline,
                                       "learningDuration": int(rule.learning_duration // 86400),
                                       "learningMethod": "duration", "learningThreshold": 0}
     if rule.method == "impossible_travel":
@@ -109,6 +117,12 @@ def render_rule(asset: Asset) -> dict[str, Any]:
     tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id), *overlaps})
     return {"name": rule.name, "type": "log_detection", "isEnabled": rule.enabled, "message": rule.message.strip(),
             "tags": tags, "hasExtendedTitle": True, "queries": queries, "cases": cases, "options": options}
+
+
+def rule_update_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The PUT body of a rule: the create payload without `type`, which SecurityMonitoringRuleUpdatePayload
+    does not have (terraform-provider-datadog's cassettes PUT rules without it)."""
+    return {key: value for key, value in payload.items() if key != "type"}
 
 
 # -- monitors -------------------------------------------------------------------------------------

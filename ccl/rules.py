@@ -63,7 +63,10 @@ class Rule:
     learning_duration: float = 0.0
     forget_after: float = 28 * 86400.0
     baseline_user_locations: bool = False
+    instantaneous_baseline: bool = False
+    deployed_at: float | None = None  # when a new_value rule starts (None: with the first event); set by tests
     overlaps_default: list[str] = field(default_factory=list)
+    excludes_actors: dict[str, str] = field(default_factory=dict)  # actor kind -> why the rule ignores it
     tests: list[dict[str, Any]] = field(default_factory=list)
     steps: list[SequenceStep] = field(default_factory=list)
     source: Asset | None = None
@@ -87,7 +90,7 @@ def build_rule(asset: Asset) -> Rule:
         node = parse(entry["query"])
         queries.append(RuleQuery(entry["name"], entry["query"], node, compile_query(node), entry.get("group_by", []),
                                  entry.get("aggregation", _default_aggregation(data["method"])),
-                                 entry.get("distinct", []), entry.get("metric")))
+                                 entry.get("distinct", []), entry.get("metric") or _default_metric(data["method"])))
     names = {query.name for query in queries}
     cases = []
     for entry in data["cases"]:
@@ -104,13 +107,20 @@ def build_rule(asset: Asset) -> Rule:
         learning_duration=parse_duration(str(new_value.get("learning_duration", "7d"))) if new_value or
         data["method"] == "new_value" else 0.0,
         forget_after=parse_duration(str(new_value.get("forget_after", "28d"))),
+        instantaneous_baseline=bool(new_value.get("instantaneous_baseline", False)),
         baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
-        overlaps_default=data.get("overlaps_default", []), tests=data.get("tests", []), source=asset,
+        overlaps_default=data.get("overlaps_default", []),
+        excludes_actors={entry["actor"]: entry["reason"] for entry in data.get("excludes_actors", [])},
+        tests=data.get("tests", []), source=asset,
         steps=[SequenceStep(step["name"], step["condition"], compile_condition(step["condition"], names)[0],
                             parse_duration(str(step["within"])),
                             parse_duration(str(step.get("after_previous", 0))) if position else 0.0)
                for position, step in enumerate((data.get("sequence") or {}).get("steps", []))],
     )
+
+
+def _default_metric(method: str) -> str | None:
+    return "@network.client.geoip" if method == "impossible_travel" else None  # what geo_data aggregates
 
 
 def _default_aggregation(method: str) -> str:

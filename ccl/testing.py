@@ -1,9 +1,12 @@
 """`ccl test`: each rule's embedded tests, through the normalizer and the engine.
 
-A test is a timeline of raw activities at offsets from a fixed start. Activities get defaults
-(id, created_at, organization, a signed-in user as actor) so that a test only writes what matters;
-`add` merges the attributes only Datadog or GeoIP provide (threat intel, network.client.geoip)
-after normalization, so every rule is testable offline.
+A test is a timeline of raw activities at offsets from a fixed start. Activities get what the API
+would send and the test did not write: an id, created_at, the organization (null for the types the
+API sends without one: sign-in, sign-out, Compliance API calls) and an actor the catalog allows for
+the type (a signed-in user where allowed). `actor: api_actor` names a kind and gets a realistic
+actor of that kind; a partial actor (`actor: {type: ..., ip_address: ...}`) is completed from one.
+`add` merges the attributes only Datadog or GeoIP provide (threat intel, network.client.geoip) after
+normalization, so every rule is testable offline.
 """
 
 from __future__ import annotations
@@ -13,18 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ccl.actors import actor_for
+from ccl.catalog import organization_is_null
 from ccl.engine import Engine, Signal
 from ccl.normalize import Normalizer
 from ccl.rules import Rule
 from collector.timeparse import parse_duration
 
 TEST_START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC).timestamp()
-DEFAULT_ACTOR = {"type": "user_actor", "email_address": "alice@example.com", "user_id": "user_01ALICE0000000000000000",
-                 "ip_address": "81.2.69.142",
-                 "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-                               "(KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36"}
-DEFAULT_ORG = {"organization_id": "org_01TESTORG000000000000000",
-               "organization_uuid": "5d1c6f5e-0000-4000-8000-000000000001"}
+TEST_ORG = {"organization_id": "org_01TESTORG000000000000000",
+            "organization_uuid": "5d1c6f5e-0000-4000-8000-000000000001"}
+NO_ORG = {"organization_id": None, "organization_uuid": None}
 
 
 @dataclass
@@ -43,13 +45,24 @@ def build_events(rule_id: str, test: dict[str, Any], normalizer: Normalizer) -> 
         every = parse_duration(str(spec.get("every", "1s")))
         for repeat in range(int(spec.get("repeat", 1))):
             moment = TEST_START + offset + repeat * every
-            activity = {"id": f"activity_test_{rule_id}_{position}_{repeat}",
-                        "created_at": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        **DEFAULT_ORG, "actor": dict(DEFAULT_ACTOR), **_numbered(spec["activity"], repeat)}
+            activity = test_activity(_numbered(spec["activity"], repeat), moment,
+                                     f"activity_test_{rule_id}_{position}_{repeat}")
             event = normalizer.normalize(activity)
             merge(event, spec.get("add") or {})
             events.append(event)
     return events
+
+
+def test_activity(spec: dict[str, Any], moment: float, activity_id: str) -> dict[str, Any]:
+    """The raw activity the API would send for a test's `activity`, shaped by the catalog."""
+    activity_type = str(spec.get("type", ""))
+    organization = NO_ORG if organization_is_null(activity_type) else TEST_ORG
+    written = {key: value for key, value in spec.items() if key != "actor"}
+    return {"id": activity_id, "created_at": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            **organization, "actor": actor_for(activity_type, spec.get("actor")), **written}
+
+
+test_activity.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def _numbered(value: Any, number: int) -> Any:
@@ -82,14 +95,15 @@ def run_rule_tests(rule: Rule, normalizer: Normalizer) -> list[TestOutcome]:
     outcomes = []
     for test in rule.tests:
         events = build_events(rule.id, test, normalizer)
-        signals = Engine([_enabled(rule)]).run(events)
+        tested = enabled_copy(rule)
+        if "deployed_at" in test:
+            tested.deployed_at = TEST_START + parse_duration(str(test["deployed_at"]))
+        signals = Engine([tested]).run(events)
         outcomes.append(_judge(rule, test, signals))
     return outcomes
 
 
-def _enabled(rule: Rule) -> Rule:
-    if rule.enabled:
-        return rule
+def enabled_copy(rule: Rule) -> Rule:
     clone = copy.copy(rule)
     clone.enabled = True  # a disabled rule is still tested
     return clone

@@ -133,7 +133,7 @@ def _check_fields(asset: Asset, problems: list[Problem], keys: tuple[str | int, 
         if not is_known(field):
             problems.append(Problem(asset.path, asset.line(*keys, position),
                                     f"{'.'.join(map(str, keys))}: {field} does not exist on normalized events; "
-                                    "use an attribute such as @usr.email or @network.client.ip"))
+                                    "use an attribute such as @usr.identity or @network.client.ip"))
 
 
 def _check_rule(asset: Asset) -> list[Problem]:
@@ -149,9 +149,11 @@ def _check_rule(asset: Asset) -> list[Problem]:
         _check_fields(asset, problems, ("queries", index, "distinct"), query.get("distinct", []))
         if query.get("metric"):
             _check_fields(asset, problems, ("queries", index, "metric"), [query["metric"]])
-        if query.get("aggregation") == "cardinality" and not query.get("distinct"):
+        if query.get("aggregation") == "cardinality" and len(query.get("distinct", [])) != 1:
             problems.append(Problem(asset.path, asset.line("queries", index),
-                                    f"queries.{index}: cardinality counts distinct values of `distinct`; add it"))
+                                    f"queries.{index}: Datadog's cardinality counts exactly one field (distinctFields "
+                                    "holds one entry); give `distinct` one attribute, one query per field"))
+    problems.extend(_replayable_counts(asset))
     group_bys = {tuple(q.get("group_by", [])) for q in data["queries"]}
     if len(group_bys) > 1:
         problems.append(Problem(asset.path, asset.line("queries"), "queries: Datadog requires the same group_by "
@@ -213,12 +215,41 @@ def _check_rule(asset: Asset) -> list[Problem]:
     return problems
 
 
+def _replayable_counts(asset: Asset) -> list[Problem]:
+    """A threshold case that needs a query to count several events must count distinct ids: the
+    collector's --replay-on-start re-sends activities and Datadog's intake does not deduplicate."""
+    data, problems = asset.data, []
+    if data["method"] != "threshold":
+        return problems
+    names = [query["name"] for query in data["queries"]]
+    try:
+        conditions = [compile_condition(case["condition"], set(names))[0] for case in data["cases"]
+                      if case.get("condition")]
+    except ConditionError:
+        return problems  # reported with the case
+    for index, query in enumerate(data["queries"]):
+        if query.get("aggregation", "count") != "count":
+            continue
+        plenty = {name: 1e9 for name in names}
+        needed = next((count for count in range(1, 1001)
+                       if any(holds({**plenty, query["name"]: count}) for holds in conditions)), None)
+        if needed is not None and needed > 1:
+            problems.append(Problem(asset.path, asset.line("queries", index),
+                                    f"queries.{index}: counts {needed} events, so a replayed activity counts twice; "
+                                    "count distinct activities: aggregation: cardinality, distinct: [\"@id\"]"))
+    return problems
+
+
 def _check_sequence(asset: Asset, names: set[str]) -> list[Problem]:
     problems: list[Problem] = []
     steps = (asset.data.get("sequence") or {}).get("steps")
     if not steps:
         return [Problem(asset.path, asset.line("method"), "sequence rules need `sequence: {steps: [...]}` with at "
                                                           "least two steps")]
+    window = asset.data.get("evaluation_window")
+    if window is not None and _duration(asset, problems, ("evaluation_window",), window) not in (0, None):
+        problems.append(Problem(asset.path, asset.line("evaluation_window"), "evaluation_window: a sequence is "
+                                "evaluated per step (`within`); Datadog takes 0 here, set it to 0 or leave it out"))
     seen = set()
     for index, step in enumerate(steps):
         keys = ("sequence", "steps", index)

@@ -80,9 +80,9 @@ def actions(result) -> list[dict]:
 def test_first_deploy_creates_everything_and_a_second_plans_only_noop(org):
     first = org.ccl("deploy", "--yes")
     assert first.exit_code == 0, first.output
-    assert "applied (48)" in first.output and "FAILED" not in first.output
+    assert "applied (49)" in first.output and "FAILED" not in first.output
     plan = actions(org.ccl("plan", "--json"))
-    assert len(plan) == 48 and {item["action"] for item in plan} == {"noop"}
+    assert len(plan) == 49 and {item["action"] for item in plan} == {"noop"}
     assert {item["kind"] for item in plan} == {"pipeline", "dashboard", "monitor", "rule"}
     assert all(set(item) == {"kind", "key", "action", "remote_id"} and item["remote_id"] for item in plan)
     again = org.ccl("deploy", "--yes")
@@ -131,7 +131,7 @@ def test_a_429_in_the_middle_of_a_run_is_waited_out(org):
                                                ("POST", "/api/v1/monitor", 503)]))
     result = org.ccl("deploy", "--yes", "--only", "rules")
     assert result.exit_code == 0, result.output
-    assert "FAILED" not in result.output and "applied (39)" in result.output
+    assert "FAILED" not in result.output and "applied (40)" in result.output
     monitors = org.ccl("deploy", "--yes", "--only", "monitors")
     assert monitors.exit_code == 0 and "applied (3)" in monitors.output
 
@@ -146,7 +146,7 @@ def test_a_403_stops_with_the_permission_name_and_the_next_run_completes(org):
     assert "not attempted (" in failed.output and "create rule sso-disabled" in failed.output
     org.setup(lambda fake: fake.forbidden.clear())
     completed = org.ccl("deploy", "--yes")
-    assert completed.exit_code == 0 and "applied (47)" in completed.output  # the pipeline was already there
+    assert completed.exit_code == 0 and "applied (48)" in completed.output  # the pipeline was already there
 
 
 @pytest.mark.vcr
@@ -156,9 +156,10 @@ def test_a_rule_datadog_refuses_is_reported_with_its_file_and_nothing_else_chang
     result = org.ccl("deploy", "--yes", "--only", "rules")
     assert result.exit_code == 1
     assert ("create rule sso-disabled: detections/sso-disabled.yaml: Datadog refused the rule: POST "
-            "/api/v2/security_monitoring/rules/validation: HTTP 400: Invalid query: unknown facet @enabled") \
+            "/api/v2/security_monitoring/rules/validation: HTTP 400: Invalid rule configuration; Invalid query: "
+            "unknown facet @enabled") \
         in result.output
-    assert "applied (38)" in result.output
+    assert "applied (39)" in result.output
     plan = actions(org.ccl("plan", "--json", "--only", "rules"))
     assert [(i["action"], i["key"]) for i in plan if i["action"] != "noop"] == [("create", "sso-disabled")]
 

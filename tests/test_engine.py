@@ -106,6 +106,16 @@ evaluation_window: 10m
     assert Engine([distinct]).run(same_chat) == []
     many = [event(i, "claude_chat_viewed", n=i, user="u", chat=f"c{i}") for i in range(4)]
     assert len(Engine([distinct]).run(many)) == 1
+    without = [event(i, "claude_chat_viewed", n=i, user="u") for i in range(10)]  # no @chat: no value
+    assert Engine([distinct]).run(without) == []
+
+
+def test_cardinality_of_ids_ignores_a_replayed_activity():
+    distinct_ids = rule(FAILURES.replace('group_by: ["@ip"]}', 'group_by: ["@ip"], aggregation: cardinality, '
+                                         'distinct: ["@id"]}'))
+    once = [event(i, "sso_login_failed", n=i, ip="x") for i in range(2)]
+    assert Engine([distinct_ids]).run(once + [dict(e) for e in once]) == []  # replayed: still 2 distinct ids
+    assert len(Engine([rule(FAILURES)]).run(once + [dict(e) for e in once])) == 1  # a count says 4
 
 
 NEW_VALUE = """
@@ -133,6 +143,35 @@ def test_new_value_with_no_learning_learns_each_groups_first_value_silently():
               event(1, "admin_api_key_created", n=2, who="bob", org="o"),
               event(2, "admin_api_key_created", n=3, who="zed", org="p")]
     assert [s.group["@who"] for s in Engine([zero]).run(events)] == ["bob"]
+
+
+def test_new_value_learns_each_group_from_its_own_first_value():
+    # A new hire (group "new") first seen after the rule's first week: their first week is learned,
+    # not signalled as new against everyone else's history.
+    week = rule(NEW_VALUE.replace("learning_duration: 1d", "learning_duration: 7d")
+                .replace("forget_after: 2d", "forget_after: 30d"))
+    events = [event(0, "admin_api_key_created", n=1, who="GB", org="old"),
+              event(10 * DAY, "admin_api_key_created", n=2, who="FR", org="new"),  # the group's first value
+              event(11 * DAY, "admin_api_key_created", n=3, who="DE", org="new"),  # still in its own week
+              event(12 * DAY, "admin_api_key_created", n=4, who="US", org="old"),  # old group, after learning
+              event(18 * DAY, "admin_api_key_created", n=5, who="JP", org="new")]  # new group, after its week
+    assert [(s.group["@org"], s.group["@who"]) for s in Engine([week]).run(events)] == [("old", "US"),
+                                                                                         ("new", "JP")]
+
+
+def test_events_before_the_rule_is_deployed_are_ignored_unless_the_baseline_is_instantaneous():
+    history = [event(0, "admin_api_key_created", n=1, who="ana", org="o"),
+               event(DAY / 2, "admin_api_key_created", n=2, who="bob", org="o")]
+    after = [event(2 * DAY, "admin_api_key_created", n=3, who="eve", org="o"),     # first value after deploying
+             event(2 * DAY + 60, "admin_api_key_created", n=4, who="bob", org="o")]
+    gradual = rule(NEW_VALUE)
+    gradual.deployed_at = T0 + DAY
+    # Deployed at day 1, the rule never saw ana or bob: it learns from day 2 for a day, silently.
+    assert Engine([gradual]).run(history + after) == []
+    instantaneous = rule(NEW_VALUE.replace("forget_after: 2d", "forget_after: 2d, instantaneous_baseline: true"))
+    instantaneous.deployed_at = T0 + DAY
+    # Its baseline is the learning duration before deployment (ana, bob): eve is new at once, bob is not.
+    assert [s.group["@who"] for s in Engine([instantaneous]).run(history + after)] == ["eve"]
 
 
 TRAVEL = """

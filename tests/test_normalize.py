@@ -15,7 +15,7 @@ from tests.conftest import CCL, ROOT
 
 DATADOG_SAMPLES = ROOT / "tests" / "data" / "datadog-pipeline-tests.yaml"
 # Attributes we add on purpose, beyond what Datadog's pipeline produces.
-OUR_ADDITIONS = {"evt": {"outcome"}}
+OUR_ADDITIONS = {"evt": {"outcome"}, "usr": {"identity", "kind"}}
 
 
 def flatten(value, prefix=""):
@@ -97,6 +97,16 @@ ACTORS = {
 }
 
 
+# The one identity every actor type gets (usr.identity), whatever it lacks.
+IDENTITIES = {
+    "user_actor": "ana@example.com", "api_actor": "apikey_01A", "admin_api_key_actor": "admin_api_key_01A",
+    "unauthenticated_user_actor": "175.16.199.0", "anthropic_actor": "anthropic_actor", "system_actor": "system_actor",
+    "scim_directory_sync_actor": "directory_01A", "service_account_actor": "svcacct_01A",
+    "federated_identity_actor": "https://token.actions.githubusercontent.com|repo:x",
+    "federated_actor": "arn:aws:iam::123456789012:role/x", "attested_device_actor": "abc",
+}
+
+
 @pytest.mark.parametrize("actor_type", sorted(ACTORS))
 def test_every_actor_type_of_the_reference_normalizes(normalizer, actor_type):
     for activity_type in ("role_assignment_granted", "claude_chat_viewed", "sso_login_succeeded",
@@ -109,9 +119,11 @@ def test_every_actor_type_of_the_reference_normalizes(normalizer, actor_type):
         assert event["actor"] == raw["actor"]  # the raw actor stays as the API sent it
         assert event["evt"]["name"] == activity_type
         if actor_type == "user_actor":
-            assert event["usr"] == {"email": "ana@example.com", "id": "user_01A"}
+            assert {k: event["usr"][k] for k in ("email", "id")} == {"email": "ana@example.com", "id": "user_01A"}
         else:
             assert "email" not in event.get("usr", {})
+        assert event["usr"]["kind"] == actor_type
+        assert event["usr"]["identity"] == IDENTITIES[actor_type]
         ocsf_actor = event["ocsf"].get("actor", {}).get("user") or event["ocsf"].get("src_endpoint", {}).get("owner")
         if ocsf_actor:
             expected = {"user_actor": "User", "admin_api_key_actor": "Admin"}.get(actor_type, actor_type)

@@ -90,3 +90,44 @@ def test_geoip_matches_vectors_when_a_database_is_given(asset, geoip_db):
     from_vector = Normalizer(Path(geoip_db)).normalize({k: v for k, v in raw.items() if k != "ddsource"})
     assert from_datadog["network"]["client"]["geoip"] == from_vector["network"]["client"]["geoip"]
     assert from_datadog["network"]["client"]["geoip"]["city"]["name"] == "Linköping"
+
+
+@pytest.fixture(scope="module")
+def emulator(asset):
+    return PipelineEmulator(render_pipeline(asset))
+
+
+@pytest.fixture(scope="module")
+def normalizer():
+    return Normalizer()
+
+
+IDENTITY_ACTORS = [
+    *({"type": kind} for kind in ("anthropic_actor", "system_actor", "robot_actor")),
+    {"type": "unauthenticated_user_actor", "ip_address": "192.0.2.7", "unauthenticated_email_address": None},
+    {"type": "federated_actor", "provider": {"type": "oidc", "issuer": "https://idp.example"}, "subject": "svc-1"},
+    {"type": "federated_actor", "provider": {"type": "gcp", "project_number": 12345}, "subject": None},
+    {"type": "federated_identity_actor", "issuer": "https://token.actions.githubusercontent.com", "subject": None},
+]
+
+
+@pytest.mark.parametrize("kind", ["user_actor", "api_actor", "admin_api_key_actor", "unauthenticated_user_actor",
+                                  "anthropic_actor", "system_actor", "scim_directory_sync_actor",
+                                  "service_account_actor", "federated_identity_actor", "federated_actor",
+                                  "attested_device_actor"])
+def test_the_pipeline_gives_every_actor_the_identity_vector_gives(emulator, normalizer, kind):
+    from ccl.actors import example_actor
+
+    for actor in [example_actor(kind), *(a for a in IDENTITY_ACTORS if a["type"] == kind)]:
+        raw = {"type": "mcp_server_created", "created_at": "2026-03-02T09:00:00Z", "actor": actor}
+        from_vector = normalizer.normalize(raw)
+        from_datadog = emulator.run({**raw, "ddsource": "claude-compliance-logs"})
+        assert from_datadog["usr"].get("identity") == from_vector["usr"]["identity"], actor
+        assert from_datadog["usr"]["kind"] == from_vector["usr"]["kind"] == kind
+        assert emulator.run(from_vector)["usr"] == from_vector["usr"]  # already normalized: unchanged
+
+
+def test_an_unknown_actor_type_is_its_own_identity(emulator, normalizer):
+    raw = {"type": "x", "actor": {"type": "robot_actor"}}
+    assert emulator.run({**raw, "ddsource": "claude-compliance-logs"})["usr"] == \
+        normalizer.normalize(raw)["usr"] == {"identity": "robot_actor", "kind": "robot_actor"}

@@ -147,3 +147,40 @@ def test_sequence_steps_are_checked(tmp_path):
     assert "sequence.steps.1.condition: names no query: sso_of (queries: sso_off)" in done.stderr
     assert "sequence.steps.1.within: Datadog accepts only" in done.stderr
     assert "sequence.steps.1: say how long after the previous step it may happen (after_previous)" in done.stderr
+    assert "evaluation_window: a sequence is evaluated per step (`within`); Datadog takes 0 here" in done.stderr
+
+
+def test_a_group_by_missing_on_an_allowed_actor_kind_is_a_warning(tmp_path):
+    # org_sso_toggled may come from user_actor or anthropic_actor (the catalog); Anthropic has no email.
+    write_rule(tmp_path, VALID)
+    done = run_validate(tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok: 1 rule"
+    assert ("detections/rule.yaml:7: warning: queries.0.group_by: @usr.email is missing when anthropic_actor acts "
+            "(org_sso_toggled), so the rule never sees them; use @usr.identity") in done.stderr
+    write_rule(tmp_path, VALID.replace('["@usr.email"]', '["@usr.identity"]'))
+    assert "warning" not in run_validate(tmp_path).stderr
+    excluded = VALID.replace("cases:", "excludes_actors:\n  - {actor: anthropic_actor, reason: Anthropic's own changes "
+                                       "are reviewed elsewhere}\ncases:")
+    write_rule(tmp_path, excluded)
+    assert "warning" not in run_validate(tmp_path).stderr
+
+
+def test_a_cardinality_counts_exactly_one_field(tmp_path):
+    two = VALID.replace('group_by: ["@usr.email"]', 'group_by: ["@usr.email"]\n    aggregation: cardinality\n'
+                        '    distinct: ["@id", "@organization_id"]')
+    write_rule(tmp_path, two)
+    done = run_validate(tmp_path)
+    assert done.returncode == 2
+    assert "detections/rule.yaml:5: queries.0: Datadog's cardinality counts exactly one field" in done.stderr
+
+
+def test_a_count_over_several_events_must_count_distinct_ids(tmp_path):
+    write_rule(tmp_path, VALID.replace("sso_off > 0", "sso_off > 5"))
+    done = run_validate(tmp_path)
+    assert done.returncode == 2
+    assert ("detections/rule.yaml:5: queries.0: counts 6 events, so a replayed activity counts twice; count distinct "
+            "activities: aggregation: cardinality, distinct: [\"@id\"]") in done.stderr
+    replay_proof = VALID.replace("sso_off > 0", "sso_off > 5").replace(
+        'group_by: ["@usr.email"]', 'group_by: ["@usr.email"]\n    aggregation: cardinality\n    distinct: ["@id"]')
+    write_rule(tmp_path, replay_proof)
+    assert run_validate(tmp_path).returncode == 0

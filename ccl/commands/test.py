@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ccl.actor_matrix import RuleRow, describe, matrix, table, totals
 from ccl.catalog import activity_types
 from ccl.commands.validate import load_valid
 from ccl.geoip import GeoIpError
@@ -12,7 +13,7 @@ from ccl.normalize import Normalizer
 from ccl.pipeline_tests import run_pipeline_tests
 from ccl.query import event_names
 from ccl.rules import Rule, build_rule
-from ccl.testing import run_rule_tests
+from ccl.testing import TestOutcome, run_rule_tests
 
 # Categories of the catalog whose activities matter to a security team.
 SECURITY_CATEGORIES = {
@@ -36,6 +37,9 @@ def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> 
     outcomes = [outcome for asset in assets if asset.kind == "pipeline"
                 for outcome in run_pipeline_tests(asset, normalizer)]
     outcomes += [outcome for rule in rules for outcome in run_rule_tests(rule, normalizer)]
+    rows = matrix(rules, normalizer)
+    outcomes += [TestOutcome(row.rule.id, "actor matrix: fires for every actor kind its types allow",
+                             not row.problems(), describe(row)) for row in rows]
     width = max((len(o.rule) for o in outcomes), default=4)
     print(f"{'asset':<{width}}  result  test")
     for outcome in outcomes:
@@ -48,7 +52,21 @@ def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> 
           f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     if coverage:
         print_coverage(rules)
+        print_actor_matrix(rules, rows)
     return 1 if failed else 0
+
+
+def print_actor_matrix(rules: list[Rule], rows: list[RuleRow]) -> None:
+    counts = totals(rows)
+    print(f"\nactor matrix ({len(rows)} rules that fire on one event or a burst of one kind; each activity type they "
+          "watch x each actor kind the catalog allows for it):")
+    print(f"  {counts['fires']} fire, {counts['excluded']} excluded with a reason, of {counts['total']}")
+    print("  ok: fires for every type; ex: excluded (excludes_actors); NO: silent for some type; -: no type allows it")
+    for line in table(rows):
+        print(line)
+    others = sorted(rule.id for rule in rules if rule.id not in {row.rule.id for row in rows})
+    print(f"  not in the matrix (they need history or several kinds of event; their own tests cover the actors): "
+          f"{', '.join(others) or '-'}")
 
 
 def covered_types(rules: list[Rule]) -> tuple[set[str], set[str]]:

@@ -5,8 +5,30 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ccl.actor_matrix import group_by_gaps
 from ccl.assets import Asset, load_all
+from ccl.rules import build_rule
 from ccl.validate import count_by_kind, validate
+
+
+def actor_warnings(assets: list[Asset]) -> list[str]:
+    """Rules that would never see some actor the catalog allows for their types (the actor matrix)."""
+    warnings = []
+    for asset in assets:
+        if asset.kind != "rule":
+            continue
+        rule = build_rule(asset)
+        for index, attribute, missing in group_by_gaps(rule):
+            query = asset.data["queries"][index]
+            key = "group_by" if attribute in query.get("group_by", []) else "metric"
+            kinds = sorted({kind for _, kind in missing})
+            types = sorted({activity_type for activity_type, _ in missing})
+            warnings.append(f"{asset.path}:{asset.line('queries', index, key)}: warning: queries.{index}.{key}: "
+                            f"{attribute} is missing when {', '.join(kinds)} acts ({', '.join(types[:3])}"
+                            f"{' and more' if len(types) > 3 else ''}), so the rule never sees them; use "
+                            "@usr.identity, which every actor has, or list the kind under excludes_actors with a "
+                            "reason")
+    return warnings
 
 
 def load_valid(paths: tuple[Path, ...]) -> tuple[list[Asset], int]:
@@ -27,6 +49,8 @@ def load_valid(paths: tuple[Path, ...]) -> tuple[list[Asset], int]:
 def run_validate(paths: tuple[Path, ...]) -> int:
     assets, code = load_valid(paths)
     if code == 0:
+        for warning in actor_warnings(assets):
+            print(warning, file=sys.stderr)
         counts = count_by_kind(assets)
         summary = ", ".join(f"{counts[kind]} {kind}{'s' if counts[kind] != 1 else ''}"
                             for kind in ("pipeline", "dashboard", "monitor", "rule") if kind in counts)

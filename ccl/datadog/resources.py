@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ccl.datadog.client import DatadogClient, DatadogError
-from ccl.render import SOURCE
+from ccl.render import SOURCE, rule_update_payload
 
 MARKER = re.compile(r"\[managed by ccl: ([a-z0-9][a-z0-9-]*)\]")
 
@@ -92,6 +92,9 @@ class Rules(Kind):
 
     def validate(self, payload: dict[str, Any]) -> None:
         self.client.request("POST", f"{self.path}/validation", body=payload)
+
+    def update(self, remote_id: str, payload: dict[str, Any]) -> None:
+        self.client.request("PUT", f"{self.path}/{remote_id}", body=rule_update_payload(payload))
 
     def disable(self, remote_id: str) -> None:
         self.client.request("PUT", f"{self.path}/{remote_id}", body={"isEnabled": False})

@@ -10,7 +10,7 @@ import random
 import re
 from typing import Any
 
-from ccl.catalog import activity_types
+from ccl.catalog import activity_types, organization_is_null
 from ccl.simulator.population import (
     API_USER_AGENTS,
     ROLES,
@@ -38,9 +38,6 @@ MAIN_MIX = {
     "claude_skill_created": 0.05, "mcp_server_created": 0.02, "claude_artifact_sharing_updated": 0.05,
 }
 TAIL_WEIGHT = 0.004
-
-NULL_ORG_CATEGORIES = {"authentication"}
-NULL_ORG_TYPES = {"compliance_api_accessed", "user_logged_out"}
 
 ID_PREFIXES = {
     "claude_chat_id": "claude_chat_", "claude_project_id": "claude_proj_", "claude_file_id": "claude_file_",
@@ -74,9 +71,7 @@ class ActivityFactory:
         person = person or self.population.person()
         if actor is None:
             actor = self.actor(self._pick_actor_type(entry), person)
-        with_org = org if org is not None else not (
-            entry.get("category") in NULL_ORG_CATEGORIES or activity_type in NULL_ORG_TYPES
-        )
+        with_org = org if org is not None else not organization_is_null(activity_type)
         chosen_org = self.population.org()
         activity: dict[str, Any] = {
             "id": self.new_id(),
