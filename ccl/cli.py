@@ -59,7 +59,10 @@ def status(args: tuple[str, ...]) -> None:
               help="port on 127.0.0.1 (0 picks a free one)")
 @click.option("--seed", type=int, default=0, show_default=True, help="same seed, same organization and history")
 @click.option("--rate", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="background activities per second")
+              help="background activities per second (demo profile)")
+@click.option("--profile", type=click.Choice(["demo", "enterprise"]), default="demo", show_default=True,
+              help="demo: 40 people, every activity type; enterprise: the benign days of a 5,000-person "
+                   "organization at the rates the README lists (--rate is then ignored)")
 @click.option("--history", default="2h", show_default=True, help="how much past activity exists at start")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
               help="attack story to place on the timeline (repeatable; 'all' for every one)")

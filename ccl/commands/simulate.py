@@ -16,7 +16,7 @@ EXAMPLE_KEY = "sk-ant-api01-demo-key-not-real"
 
 
 def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tuple[str, ...], faults: str,
-                 late_fraction: float, rate_limit: int, list_faults: bool) -> int:
+                 late_fraction: float, rate_limit: int, list_faults: bool, profile: str = "demo") -> int:
     if list_faults:
         print("fault kinds (--faults KIND, KIND=probability, KIND@N or KIND@N-M, comma-separated):")
         for kind, meaning in KINDS.items():
@@ -30,7 +30,7 @@ def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tup
         plan = FaultPlan.parse(faults, seed)
         names = list(SCENARIOS) if "all" in scenarios else list(scenarios)
         simulator = Simulator(seed=seed, rate=rate, history=history_seconds, scenarios=names, faults=plan,
-                              late_fraction=late_fraction, rate_limit=rate_limit)
+                              late_fraction=late_fraction, rate_limit=rate_limit, profile=profile)
     except (TimeFormatError, FaultSpecError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -53,7 +53,8 @@ def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tup
 def _announce(simulator: Simulator, scenarios: list[str], faults: str) -> None:
     lines = [
         f"Compliance API simulator listening on {simulator.url}",
-        f"  {len(simulator.store):,} activities in history, {simulator.rate:g} new per second"
+        f"  {len(simulator.store):,} activities in history, "
+        + ("the enterprise profile's benign days" if simulator.profile else f"{simulator.rate:g} new per second")
         + (f", scenarios: {', '.join(scenarios)}" if scenarios else "")
         + (f", faults: {faults}" if faults else ""),
         "  any key starting with sk-ant-api01- or sk-ant-admin01- is accepted; try:",

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ccl.simulator.api import Answer, ComplianceApi
+from ccl.simulator.enterprise import PEOPLE, EnterpriseProfile
 from ccl.simulator.faults import FaultPlan
 from ccl.simulator.generator import ActivityFactory
 from ccl.simulator.population import Population
@@ -22,6 +23,9 @@ from ccl.simulator.store import ActivityStore
 USUAL_DELAY = (0.0, 1.5)
 LATE_DELAY = (8.0, 50.0)
 SCENARIO_END_BEFORE_START = 300.0
+# demo: a 40-person organization at --rate activities per second, every documented type in the mix;
+# enterprise: the benign days of a 5,000-person organization (rates in ccl/simulator/enterprise.py).
+PROFILES = ("demo", "enterprise")
 
 
 def stamp(epoch: float) -> str:
@@ -42,7 +46,11 @@ class Simulator:
         timeout_delay: float = 65.0,
         usual_delay: tuple[float, float] = USUAL_DELAY,
         clock: Any = time.time,
+        profile: str = "demo",
+        people: int | None = None,
     ):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         unknown = [name for name in scenarios if name not in SCENARIOS]
         if unknown:
             raise ValueError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
@@ -53,8 +61,14 @@ class Simulator:
         self.timeout_delay = timeout_delay
         self.usual_delay = usual_delay
         self.record_requests = record_requests
-        self.population = Population(self.rng)
-        self.factory = ActivityFactory(self.population, self.rng)
+        self.profile = EnterpriseProfile(seed, people or PEOPLE) if profile == "enterprise" else None
+        if self.profile is not None:
+            self.population, self.factory = self.profile.population, self.profile.factory
+        else:
+            self.population = Population(self.rng)
+            self.factory = ActivityFactory(self.population, self.rng)
+        self._profile_stream: Any = None
+        self._profile_next: dict[str, Any] | None = None
         self.store = ActivityStore()
         self.api = ComplianceApi(self.store, faults or FaultPlan(), rate_limit, self._record_request,
                                  random.Random(seed + 1))
@@ -70,7 +84,10 @@ class Simulator:
     # -- data --------------------------------------------------------------------------------
 
     def generate_until(self, now: float) -> None:
-        """Background traffic at `rate` per second (Poisson arrivals) up to `now`."""
+        """Background traffic up to `now`: the profile's days, or `rate` per second (Poisson arrivals)."""
+        if self.profile is not None:
+            self._follow_profile(now)
+            return
         if self.rate <= 0:
             return
         with self._generate_lock:
@@ -80,6 +97,18 @@ class Simulator:
                 if moment > now:
                     break
                 self.add(self.factory.make(self.factory.random_type(), stamp(moment)))
+            self._generated_until = now
+
+    def _follow_profile(self, now: float) -> None:
+        assert self.profile is not None
+        with self._generate_lock:
+            if self._profile_stream is None:
+                self._profile_stream = self.profile.activities(self._generated_until)
+                self._profile_next = next(self._profile_stream)
+            while self._profile_next is not None and \
+                    datetime.fromisoformat(self._profile_next["created_at"]).timestamp() <= now:
+                self.add(self._profile_next)
+                self._profile_next = next(self._profile_stream, None)
             self._generated_until = now
 
     def add(self, activity: dict[str, Any], delay: float | None = None) -> dict[str, Any]:
