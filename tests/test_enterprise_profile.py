@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccl.catalog import activity_types
+from ccl.catalog import activity_types, organization_is_null
 from ccl.simulator import Simulator
 from ccl.simulator.enterprise import DAY, ORG_WORKDAY, PERSON_DAY, EnterpriseProfile
-from ccl.simulator.generator import NULL_ORG_CATEGORIES, NULL_ORG_TYPES
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
 PEOPLE = 400
@@ -64,8 +63,7 @@ def test_every_activity_has_the_shape_the_catalogue_gives(week: list[dict]) -> N
         allowed = entry.get("actor_types")
         if allowed:
             assert activity["actor"]["type"] in allowed, activity
-        null_org = entry.get("category") in NULL_ORG_CATEGORIES or activity["type"] in NULL_ORG_TYPES
-        assert (activity["organization_id"] is None) == null_org, activity
+        assert (activity["organization_id"] is None) == organization_is_null(activity["type"]), activity
     assert len({activity["id"] for activity in week}) == len(week)
 
 
