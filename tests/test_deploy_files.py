@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def load_topology_from(layout: Path, configs: list[str], tmp_path: Path) -> subp
     paths = [str(layout / config.lstrip("/")) for config in configs]
     return subprocess.run([*CCL, "vector-test", *paths, str(tests), "--name", LAYOUT_PROBE_TEST],
                           capture_output=True, text=True, cwd=layout / CONFIG_DIR.lstrip("/"), check=False)
+
+
+def missing_program_files(layout: Path) -> list[str]:
+    """`file = ...` of every Vector config in the layout (both GeoIP stages) that is not there."""
+    workdir = layout / CONFIG_DIR.lstrip("/")
+    missing = []
+    for config in sorted(workdir.rglob("*.toml")):
+        for section in tomllib.loads(config.read_text()).get("transforms", {}).values():
+            missing += [f"{config.name}: {f}" for f in [section.get("file"), *section.get("files", [])]
+                        if f and not (workdir / f).is_file()]
+    return missing
 
 
 # -- Docker -------------------------------------------------------------------------------------
@@ -105,6 +117,7 @@ def image_layout(tmp_path: Path) -> tuple[Path, list[str], str]:
 def test_the_image_layout_loads_the_topology_from_its_working_directory(tmp_path):
     layout, configs, workdir = image_layout(tmp_path)
     assert workdir == CONFIG_DIR
+    assert missing_program_files(layout) == []
     assert configs == [f"{CONFIG_DIR}/vector.toml", f"{CONFIG_DIR}/vector/geoip-off.toml"]
     done = load_topology_from(layout, configs, tmp_path)
     assert done.returncode == 0 and "1 passed, 0 failed" in done.stdout, done.stdout + done.stderr
@@ -172,6 +185,7 @@ def test_the_helm_config_mount_loads_the_topology_from_the_repositorys_files(tmp
         target = layout / CONFIG_DIR.lstrip("/") / item["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)
+    assert missing_program_files(layout) == []
     configs = [values["args"][i + 1] for i, word in enumerate(values["args"]) if word == "--config"]
     done = load_topology_from(layout, configs, tmp_path)
     assert done.returncode == 0 and "1 passed, 0 failed" in done.stdout, done.stdout + done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -135,3 +136,15 @@ def test_fluent_bit_runs_the_real_collector_and_ships_logs_apart():
     assert outputs["claude.compliance"]["dd_source"] == "claude-compliance-logs"
     assert outputs["claude.collector"]["dd_service"] == "claude-compliance-collector"
     assert all(o["apikey"] == "${DD_API_KEY}" for o in outputs.values())
+
+
+def test_a_vrl_file_missing_from_the_working_directory_is_one_line(tmp_path):
+    """deploy/ lays the files out under a working directory; a file left out must say which."""
+    shutil.copy(ROOT / "vector.toml", tmp_path / "vector.toml")
+    (tmp_path / "vector").mkdir()
+    shutil.copy(ROOT / "vector" / "geoip-off.toml", tmp_path / "vector" / "geoip-off.toml")
+    tests = str(ROOT / "vector" / "tests.toml")
+    done = subprocess.run([*CCL, "vector-test", "vector.toml", "vector/geoip-off.toml", tests],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: remap 'normalize': file = 'vector/normalize.vrl': No such file or directory")
