@@ -173,7 +173,7 @@ def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--install", metavar="SPEC",
               help="the pip requirement CI installs ccl from, written to requirements.txt "
                    "(default: claude-compliance-logs[tool] at this version, once it is on PyPI)")
@@ -185,7 +185,7 @@ def init(directory: Path, install: str | None, force: bool) -> None:
     One example of each kind (pipeline with Datadog's samples as its tests, dashboard, monitor,
     rule with its tests), the JSON Schemas for editors, a GitHub Actions workflow (validate and
     test on pull requests, plan as a comment, deploy on main, one deploy at a time) and a README.
-    Refuses a non-empty DIR unless --force.
+    Refuses a non-empty DIR (one holding only .git is empty) unless --force.
     \b
       ccl init ../claude-detections && cd ../claude-detections && ccl validate && ccl test
     """

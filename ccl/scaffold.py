@@ -54,7 +54,8 @@ def _check_directory(directory: Path, force: bool) -> None:
     if directory.exists() and not directory.is_dir():
         raise ScaffoldError(f"{directory} exists and is not a directory; choose another path")
     if directory.is_dir() and not force:
-        entries = sorted(entry.name for entry in directory.iterdir())
+        # A repository just made with `git init` counts as empty.
+        entries = sorted(entry.name for entry in directory.iterdir() if entry.name != ".git")
         if entries:
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise ScaffoldError(f"{directory} is not empty ({shown}); choose a new directory, or pass --force "

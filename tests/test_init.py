@@ -133,6 +133,11 @@ def test_init_refuses_a_non_empty_directory_and_never_overwrites(tmp_path):
     assert "git+https://github.com/example/claude-compliance-logs@v0.1.0" in (target / "requirements.txt").read_text()
     assert "not on PyPI yet" not in forced.stdout
 
+    fresh_git = tmp_path / "fresh"
+    (fresh_git / ".git").mkdir(parents=True)
+    done = ccl(tmp_path, "init", str(fresh_git))
+    assert done.returncode == 0 and (fresh_git / "detections").is_dir(), done.stderr
+
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     done = ccl(tmp_path, "init", str(a_file))

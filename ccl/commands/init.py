@@ -24,7 +24,8 @@ def run_init(directory: Path, install: str | None, force: bool) -> int:
         print(f"kept as they were ({len(result.kept)}): {', '.join(result.kept)}")
     print("\nnext:")
     print(f"  cd {directory} && ccl validate && ccl test")
-    print("  git init -b main && git add -A && git commit -m 'Detections as code'   # then push to GitHub")
+    if not (directory / ".git").exists():
+        print("  git init -b main && git add -A && git commit -m 'Detections as code'   # then push to GitHub")
     print("  on GitHub: secrets DD_API_KEY and DD_APP_KEY, and the variable DD_SITE if not datadoghq.com")
     if install is None:
         print(f"  requirements.txt installs {DEFAULT_INSTALL}, which is not on PyPI yet: point it at a git\n"
