@@ -177,6 +177,28 @@ def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
     sys.exit(run_detect(events_source, rules_dir, geoip_db))
 
 
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--install", metavar="SPEC",
+              help="the pip requirement CI installs ccl from, written to requirements.txt "
+                   "(default: claude-compliance-logs[tool] at this version, once it is on PyPI)")
+@click.option("--force", is_flag=True, help="write into a non-empty DIR: add the missing files, never overwrite one")
+def init(directory: Path, install: str | None, force: bool) -> None:
+    """Create a detections repository for your team in DIR.
+
+    \b
+    One example of each kind (pipeline with Datadog's samples as its tests, dashboard, monitor,
+    rule with its tests), the JSON Schemas for editors, a GitHub Actions workflow (validate and
+    test on pull requests, plan as a comment, deploy on main, one deploy at a time) and a README.
+    Refuses a non-empty DIR (one holding only .git is empty) unless --force.
+    \b
+      ccl init ../claude-detections && cd ../claude-detections && ccl validate && ccl test
+    """
+    from ccl.commands.init import run_init
+
+    sys.exit(run_init(directory, install, force))
+
+
 SITE = click.option("--site", metavar="SITE", help="Datadog site, e.g. datadoghq.eu (default $DD_SITE, else "
                     "datadoghq.com); $DD_API_URL overrides the API URL")
 ONLY = click.option("--only", type=click.Choice(["pipelines", "dashboards", "rules", "monitors"]),

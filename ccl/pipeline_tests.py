@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from ccl.assets import Asset
 from ccl.normalize import Normalizer
 from ccl.pipeline_emulator import PipelineEmulator
 from ccl.render import render_pipeline
+from ccl.samples import load_samples
 from ccl.testing import TestOutcome
 
 GROUPS = ("evt", "usr", "network.client.ip", "http", "ocsf")
@@ -58,8 +57,8 @@ def run_pipeline_tests(asset: Asset, normalizer: Normalizer) -> list[TestOutcome
     emulator = PipelineEmulator(render_pipeline(asset))
     outcomes = []
     for entry in asset.data.get("tests", []):
-        samples_path = (asset.path.parent / entry["datadog_samples"]).resolve()
-        samples = YAML(typ="safe").load(samples_path.read_text(encoding="utf-8"))["tests"]
+        # `ccl validate` (which `ccl test` runs first) has already read this file once.
+        samples = load_samples(asset.path, entry["datadog_samples"])
         for number, sample in enumerate(samples, start=1):
             raw = json.loads(sample["sample"])
             expected = sample["result"]

@@ -17,6 +17,7 @@ from ccl.catalog import activity_types
 from ccl.conditions import ConditionError, compile_condition
 from ccl.query import QueryError, attribute_fields, event_names, parse
 from ccl.rules import WINDOW_VALUES
+from ccl.samples import SamplesError, load_samples
 from collector.timeparse import TimeFormatError, parse_duration
 
 TEMPLATE_ATTRIBUTE = re.compile(r"\{\{\s*@([A-Za-z0-9_.]+)\s*\}\}")
@@ -363,6 +364,12 @@ def _check_pipeline(asset: Asset) -> list[Problem]:
                 visit(processor.get("processors", []), (*keys, index, "processors"), depth + 1)
 
     visit(asset.data["processors"], ("processors",), 0)
+    for index, entry in enumerate(asset.data.get("tests", [])):
+        try:
+            load_samples(asset.path, entry["datadog_samples"])
+        except SamplesError as error:
+            problems.append(Problem(asset.path, asset.line("tests", index, "datadog_samples"),
+                                    f"tests.{index}.datadog_samples: {error}"))
     return problems
 
 
