@@ -176,8 +176,10 @@ def _plan_duplicates(plan: Plan, resource: Kind, key: str, payload: dict[str, An
         plan.changes.extend(Change(resource.name, key, "delete", resource.title(payload), remote_id,
                                    reason=f"duplicate of {kept_id}") for remote_id in identical)
     elif identical:
-        plan.notes.append(f"{len(identical)} duplicate(s) of {resource.name} {key} ({', '.join(identical)}; two "
-                          f"deploys ran at once): --prune deletes them and keeps the oldest, {kept_id}")
+        copies = "an identical copy" if len(identical) == 1 else f"{len(identical)} identical copies"
+        plan.notes.append(f"{copies} of {resource.name} {key} ({', '.join(identical)}), most likely made by two "
+                          f"deploys at once: --prune deletes {'it' if len(identical) == 1 else 'them'} and keeps "
+                          f"the oldest, {kept_id}")
 
 
 def _note_integration_pipeline(plan: Plan, remote: list[dict[str, Any]]) -> None:

@@ -215,9 +215,10 @@ def test_deploys_whose_creates_interleave_make_duplicates_that_prune_removes_kee
               "pipeline": next(key for key in fake.pipeline_order
                                if key in described(state["pipelines"], "[managed by ccl: claude-compliance-logs]"))}
 
+    duplicate_rule = next(key for key in carrying(state["rules"], "ccl:sso-disabled") if key != oldest["rule"])
     plan = ccl("plan")
-    assert "duplicate(s) of rule sso-disabled" in plan.output and "--prune deletes them and keeps the oldest" \
-        in plan.output
+    assert f"an identical copy of rule sso-disabled ({duplicate_rule}), most likely made by two deploys at once: " \
+           f"--prune deletes it and keeps the oldest, {oldest['rule']}" in plan.output, plan.output
     pruned = ccl("deploy", "--yes", "--prune")
     assert pruned.exit_code == 0, pruned.output
     assert f"applied ({OURS})" in pruned.output and pruned.output.count(": duplicate of ") == OURS
