@@ -129,6 +129,16 @@ def test_a_leftover_is_pruned_only_with_the_managed_marker(fake):
         fake.dashboards
 
 
+def test_objects_deployed_before_the_managed_marker_are_adopted_not_copied(fake):
+    assert ccl("deploy", "--yes", "--only", "monitors").exit_code == 0
+    for monitor in fake.monitors.values():  # as ccl rendered them before `managed-by:ccl` existed
+        monitor["tags"] = [tag for tag in monitor["tags"] if tag != "managed-by:ccl"]
+    result = ccl("deploy", "--yes", "--only", "monitors")
+    assert result.exit_code == 0 and "3 to update" in result.output and "0 to create" in result.output
+    assert 'tags[1]: "source:claude-compliance-logs" -> "managed-by:ccl"' in result.output
+    assert len(fake.monitors) == 3 and all("managed-by:ccl" in m["tags"] for m in fake.monitors.values())
+
+
 def test_user_tags_that_forge_ownership_are_refused_by_validate(fake):
     path = Path("detections/sso-disabled.yaml")
     path.write_text(path.read_text().replace("tags: [tactic:TA0005", "tags: [ccl:admin-role-granted, "
