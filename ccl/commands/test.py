@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ccl.actor_matrix import RuleRow, describe, matrix, table, totals
@@ -12,6 +11,7 @@ from ccl.geoip import GeoIpError
 from ccl.normalize import Normalizer
 from ccl.pipeline_tests import run_pipeline_tests
 from ccl.query import event_names
+from ccl.query_match import wildcard_matcher
 from ccl.rules import Rule, build_rule
 from ccl.testing import TestOutcome, run_rule_tests
 
@@ -77,8 +77,8 @@ def covered_types(rules: list[Rule]) -> tuple[set[str], set[str]]:
         for query in rule.queries:
             for name, is_pattern in event_names(query.node):
                 if is_pattern:
-                    regex = re.compile(re.escape(name).replace(r"\*", ".*").replace(r"\?", "."))
-                    in_rules |= {t for t in catalog if regex.fullmatch(t)}
+                    matches = wildcard_matcher(name)
+                    in_rules |= {t for t in catalog if matches(t)}
                 else:
                     in_rules.add(name)
     in_tests = {event["activity"]["type"] for rule in rules for test in rule.tests for event in test["events"]
