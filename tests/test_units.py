@@ -114,7 +114,8 @@ def test_lock_is_exclusive(tmp_path):
     (b'[{"id": "a"}]', "not JSON"),
     (b'{"data": [{"id": "a"}]} trailing', "not JSON"),
     (b'{"data": [{"id": "a"}', "not JSON"),
-    (b'{"data": [{"id": "\xff"}]}', "not JSON"),
+    (b'{"data": [{"id": "a"}]}\xff', "not JSON"),
+    (b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not JSON"),
     (b'{"items": []}', "without a `data` list"),
     (b'{"data": [1, 2]}', "non-objects"),
     (b'{"data": [], "has_more": "yes"}', "malformed has_more"),
@@ -126,7 +127,7 @@ def test_hostile_pages_are_rejected_with_a_reason(body, message):
 
 
 def test_each_line_is_the_api_text_of_one_activity_whatever_the_formatting():
-    compact = r'{"id":"a","n":1.50,"who":"Zo\u00eb \ud83d"}'
+    compact = r'{"id":"a","n":1.50,"who":"Zo\u00eb \ud83d\ude00"}'
     pretty = '{\n  "id": "b",\n  "tags": ["x",\n "y"]\n}'
     body = f'{{ "has_more" : false, "data" : [ {compact} ,\r\n {pretty}, {{"id":"c","name":"Renée"}} ] }}'
     page = _parse_page(body.encode(), "req_1")
