@@ -90,7 +90,7 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
               "filters": [list(item) for item in settings.filters]}
     job = session.state_dir.read_json(job_path)
     if job is not None and not settings.restart:
-        if not isinstance(job, dict) or not {"since", "until", "after_id", "done", "emitted"} <= set(job):
+        if not _is_job(job):
             raise UsageError(f"{job_path} is not a backfill record; move it aside or pass --restart")
         if {key: job.get(key) for key in wanted} != wanted:
             raise UsageError(
@@ -105,6 +105,14 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
     return {**wanted, "since": format_rfc3339(settings.since), "until": format_rfc3339(until),
             "after_id": None, "done": False, "emitted": 0, "pages": 0, "reached": None,
             "started_at": time.time()}
+
+
+def _is_job(job: Any) -> bool:
+    return (isinstance(job, dict) and isinstance(job.get("since"), str) and isinstance(job.get("until"), str)
+            and (job.get("after_id") is None or isinstance(job.get("after_id"), str))
+            and isinstance(job.get("done"), bool) and type(job.get("emitted")) is int
+            and type(job.get("pages", 0)) is int
+            and (job.get("reached") is None or isinstance(job.get("reached"), str)))
 
 
 class Progress:

@@ -167,8 +167,9 @@ The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an arg
 COLLECT_EPILOG = """\
 exit codes:
   0  done (--once), or stopped by SIGTERM/SIGINT after saving
-  1  failed while running (API kept failing, stdout closed, ...)
-  2  usage or bad input (options, missing key, corrupt or locked state)
+  1  failed while running (API kept failing or looping, stdout closed, disk full with --once, ...)
+  2  usage or bad input (options, missing or readable key file, http:// to another host, corrupt
+     or locked state)
   3  refused by the API: bad key (401/404), missing scope (403), Compliance API not enabled (400)
      (in follow mode a refusal is logged as ERROR and retried every --refused-retry instead)
 
