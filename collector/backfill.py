@@ -69,6 +69,8 @@ def _backfill(session: Session, stdout: BinaryIO, progress_stream: TextIO) -> in
             job["reached"] = page.activities[-1].get("created_at") or job.get("reached")
         job["after_id"] = page.last_id if page.has_more else job["after_id"]
         job["done"] = not page.has_more
+        if session.state_dir.verify_lock():
+            log.warning("the lock file had been deleted; it is re-created and held again")
         # As in the feed: the job record is on disk before the page goes out, in effect after it.
         staged = stage_write(job_path, json.dumps(job, separators=(",", ":"), sort_keys=True).encode())
         try:
