@@ -132,7 +132,7 @@ class Feed:
                 # The newest activity of the first page: catch-up continues from here.
                 self.state.cursor = page.first_id
                 self.state.cursor_created_at = _created_at(page.activities[0]) if page.activities else None
-                self.repoll.passed(self._answered_at)
+                self.repoll.passed(self._answered_at, parse_created_at(self.state.cursor_created_at))
             if page.has_more:
                 self.state.initial = {"since": initial["since"], "after_id": page.last_id}
             elif self.state.cursor is not None:
@@ -154,7 +154,7 @@ class Feed:
                 newest = _created_at(page.activities[0]) if page.activities else None
                 self.state.cursor_created_at = newest or self.state.cursor_created_at
             if not page.has_more:
-                self.repoll.passed(self._answered_at)
+                self.repoll.passed(self._answered_at, parse_created_at(self.state.cursor_created_at))
             self._publish(fresh)
             report.add_page(len(fresh), skipped)
             if not page.has_more:

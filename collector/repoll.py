@@ -27,6 +27,8 @@ RETENTION_SECONDS = 6 * 365.25 * 86400
 # clock jitter between pruning and the next re-poll can never let one through twice.
 PRUNE_MARGIN_SECONDS = 120.0
 MAX_SPANS = 16
+# How wrong our idea of the API's clock can be: the Date header's second, plus the network.
+CLOCK_MARGIN_SECONDS = 2.0
 
 Span = tuple[float, float]
 
@@ -36,13 +38,19 @@ class Repoll:
         self.state = state
         self.overlap = overlap
 
-    def passed(self, moment: float) -> None:
-        """A traversal reached the present at `moment`: what was created just before may still appear."""
+    def passed(self, moment: float, newest_read: float | None = None) -> None:
+        """A traversal reached the present at `moment`: what was created just before may still appear.
+
+        `newest_read` is the `created_at` of the newest activity it read, which is at most the API's
+        "now" when it answered: the span reaches at least that far, whatever our estimate of the
+        API's clock (a second's resolution) says.
+        """
+        end = max(moment, newest_read or moment) + CLOCK_MARGIN_SECONDS
         start = moment - self.overlap
         if self.state.reconciled_until is not None:
             start = max(start, self.state.reconciled_until)
-        if moment > start:
-            self.state.repoll_spans = _merge([*self.state.repoll_spans, (start, moment)])
+        if end > start:
+            self.state.repoll_spans = _merge([*self.state.repoll_spans, (start, end)])
 
     def windows(self, now: float) -> list[Span]:
         """The `[gte, lt)` windows a re-poll at `now` reads, newest first."""

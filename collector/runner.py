@@ -144,7 +144,7 @@ def _cycle(feed: Feed, session: Session, status: StatusRecorder, force_reconcile
         raise
     requests = session.client.requests_sent - requests_before
     newest = parse_created_at(feed.state.cursor_created_at) if feed.state.cursor_created_at else None
-    lag = round(feed.clock.now() - newest, 3) if newest else None
+    lag = round(max(0.0, feed.clock.now() - newest), 3) if newest else None
     status.record_cycle(report.emitted, report.pages, requests, report.late_found, lag)
     session.log.info(
         "caught up", emitted=report.emitted, pages=report.pages, requests=requests,
