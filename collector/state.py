@@ -146,24 +146,28 @@ class StateDir:
         """The new state on disk but not yet in effect: commit it once the page it follows is written."""
         return stage_write(self.state_file, _encode(state.to_json()))
 
-    def read_json(self, path: Path) -> Any | None:
-        """The JSON in `path`, None when it does not exist; a clear StateError when it is unusable."""
+    def read_json(self, path: Path, advice: str = "") -> Any | None:
+        """The JSON in `path`, None when it does not exist; a clear StateError when it is unusable.
+
+        `advice` ends the error message; by default, what to do about a corrupt state.json.
+        """
+        advice = advice or RECOVERY_ADVICE
         try:
             raw, _ = read_regular(path, MAX_STATE_BYTES)
         except FileNotFoundError:
             if path.is_symlink():
-                raise StateError(f"{path} is a symlink to a missing file; {RECOVERY_ADVICE}") from None
+                raise StateError(f"{path} is a symlink to a missing file; {advice}") from None
             return None
         except NotARegularFile as exc:
-            raise StateError(f"{exc.strerror}; {RECOVERY_ADVICE}") from None
+            raise StateError(f"{exc.strerror}; {advice}") from None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc.strerror}") from None
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise StateError(f"{path} is corrupt ({str(exc)[:200]}); {RECOVERY_ADVICE}") from None
+            raise StateError(f"{path} is corrupt ({str(exc)[:200]}); {advice}") from None
         if data is None:
-            raise StateError(f"{path} holds null; {RECOVERY_ADVICE}")
+            raise StateError(f"{path} holds null; {advice}")
         return data
 
     def write_json(self, path: Path, data: Any) -> None:

@@ -26,6 +26,7 @@ from collector.timeparse import parse_created_at
 
 COUNTERS = ("emitted", "pages", "requests", "late_found", "cycles")
 CYCLE_FIELDS = ("emitted", "pages", "requests", "late_found", "lag_seconds")
+STATUS_ADVICE = "it only holds health figures (the position is in state.json): the collector rewrites it"
 
 
 class StatusRecorder:
@@ -61,11 +62,11 @@ class StatusRecorder:
 def read_health(directory: StateDir) -> tuple[dict[str, Any], str | None]:
     """What can be used of status.json, in the shape this code writes, and why the rest was set aside."""
     try:
-        raw = directory.read_json(directory.status_file)
+        raw = directory.read_json(directory.status_file, STATUS_ADVICE)
     except CollectorError as error:
         raw, problem = None, str(error)
     else:
-        problem = None if raw is None or isinstance(raw, dict) else "status.json is not a JSON object"
+        problem = None if raw is None or isinstance(raw, dict) else f"not a JSON object; {STATUS_ADVICE}"
     raw = raw if isinstance(raw, dict) else {}
     counts = raw.get("counts") if isinstance(raw.get("counts"), dict) else {}
     health: dict[str, Any] = {"counts": {name: _count(counts.get(name)) for name in COUNTERS}}
@@ -78,7 +79,15 @@ def read_health(directory: StateDir) -> tuple[dict[str, Any], str | None]:
     cycle = raw.get("last_cycle")
     if isinstance(cycle, dict):
         health["last_cycle"] = {name: _number(cycle.get(name)) for name in CYCLE_FIELDS}
+    if problem is None and raw and _reshaped(raw, health):
+        problem = f"some fields have an unexpected shape and were ignored; {STATUS_ADVICE}"
     return health, problem
+
+
+def _reshaped(raw: dict[str, Any], health: dict[str, Any]) -> bool:
+    """Whether reading `raw` into the shape this code writes dropped or changed anything."""
+    known = {"counts", "last_success_at", "last_error", "last_cycle"}
+    return any(key in raw and raw[key] != health.get(key) for key in known) or not set(raw) <= known
 
 
 def _number(value: Any) -> float | None:

@@ -149,12 +149,14 @@ def test_a_status_json_of_any_shape_never_stops_status_or_the_collector(make_sim
     (state / "status.json").write_text(content)
     report = status(state)
     assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
+    assert "Status file:      set aside" in report.stdout and "the collector rewrites it" in report.stdout
     run = run_collector(simulator.url, state, "--once")
     assert run.returncode == 0, run.stderr
     assert run.activities
     health = json.loads((state / "status.json").read_text())  # rewritten in shape
     assert health["counts"]["cycles"] >= 1 and health["counts"]["emitted"] >= len(run.activities)
-    assert status(state, "--json").returncode == 0
+    after = status(state, "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["status_problem"] is None
 
 
 def wait_for(predicate, seconds: float = 20) -> None:
