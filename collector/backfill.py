@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from typing import Any, BinaryIO, TextIO
 
 from collector.api import PAGE_LIMIT
 from collector.errors import EXIT_OK, CollectorError, ShutdownRequested, UsageError
+from collector.files import stage_write
 from collector.log import JsonLog
 from collector.output import NdjsonOutput
+from collector.progress import OLDER, PageProgress
 from collector.runner import Session
 from collector.settings import Settings
 from collector.timeparse import format_rfc3339, parse_created_at
@@ -47,22 +50,35 @@ def _backfill(session: Session, stdout: BinaryIO, progress_stream: TextIO) -> in
         return EXIT_OK
     # Pin the window (a default --until is "now" only once) so that the same command resumes it.
     session.state_dir.write_json(job_path, job)
-    output = NdjsonOutput(stdout)
+    output = NdjsonOutput(stdout, log, settings.max_line_bytes)
     progress = Progress(progress_stream, job)
+    walk = PageProgress(OLDER)
     base = [*settings.filters, ("created_at.gte", job["since"]), ("created_at.lt", job["until"]),
             ("limit", str(PAGE_LIMIT))]
     while not job["done"]:
         params = base + ([("after_id", job["after_id"])] if job["after_id"] else [])
         page = session.client.list_activities(params, settings.max_retry_time)
-        with session.shutdown.critical():
-            output.write_page(page.lines)
-            job["emitted"] += len(page.activities)
-            job["pages"] += 1
-            if page.activities:
-                job["reached"] = page.activities[-1].get("created_at") or job.get("reached")
-            job["after_id"] = page.last_id if page.has_more else job["after_id"]
-            job["done"] = not page.has_more
-            session.state_dir.write_json(job_path, job)
+        walk.check(page, job["after_id"])
+        pairs, repeated = page.unique()
+        if repeated:
+            log.warning("the API returned the same activity more than once in one page; each is emitted once",
+                        repeated=repeated, request_id=page.request_id)
+        job["emitted"] += len(pairs)
+        job["pages"] += 1
+        if page.activities:
+            job["reached"] = page.activities[-1].get("created_at") or job.get("reached")
+        job["after_id"] = page.last_id if page.has_more else job["after_id"]
+        job["done"] = not page.has_more
+        if session.state_dir.verify_lock():
+            log.warning("the lock file had been deleted; it is re-created and held again")
+        # As in the feed: the job record is on disk before the page goes out, in effect after it.
+        staged = stage_write(job_path, json.dumps(job, separators=(",", ":"), sort_keys=True).encode())
+        try:
+            with session.shutdown.critical():
+                output.write_page([line for _, line in pairs], [activity for activity, _ in pairs])
+                staged.commit()
+        finally:
+            staged.abort()
         progress.update(job)
     progress.finish()
     log.info("backfill complete", since=job["since"], until=job["until"], emitted=job["emitted"],
@@ -76,7 +92,7 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
               "filters": [list(item) for item in settings.filters]}
     job = session.state_dir.read_json(job_path)
     if job is not None and not settings.restart:
-        if not isinstance(job, dict) or not {"since", "until", "after_id", "done", "emitted"} <= set(job):
+        if not _is_job(job):
             raise UsageError(f"{job_path} is not a backfill record; move it aside or pass --restart")
         if {key: job.get(key) for key in wanted} != wanted:
             raise UsageError(
@@ -91,6 +107,14 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
     return {**wanted, "since": format_rfc3339(settings.since), "until": format_rfc3339(until),
             "after_id": None, "done": False, "emitted": 0, "pages": 0, "reached": None,
             "started_at": time.time()}
+
+
+def _is_job(job: Any) -> bool:
+    return (isinstance(job, dict) and isinstance(job.get("since"), str) and isinstance(job.get("until"), str)
+            and (job.get("after_id") is None or isinstance(job.get("after_id"), str))
+            and isinstance(job.get("done"), bool) and type(job.get("emitted")) is int
+            and type(job.get("pages", 0)) is int
+            and (job.get("reached") is None or isinstance(job.get("reached"), str)))
 
 
 class Progress:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from collector.errors import EXIT_USAGE, CollectorError
 from collector.log import JsonLog
+from collector.redact import Redactor
 from collector.settings import (
+    KEY_ENV,
     STATE_DIR_ENV,
     backfill_parser,
     collect_parser,
@@ -62,10 +65,12 @@ def status_main(argv: list[str], prog: str) -> int:
                         help=f"the collector's state directory (env {STATE_DIR_ENV})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    redactor = Redactor()
+    redactor.add(os.environ.get(KEY_ENV, "").strip())
     try:
-        report = describe(args.state_dir)
+        report = describe(args.state_dir, redactor=redactor)
     except CollectorError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redactor.text(str(error))}", file=sys.stderr)
         return error.exit_code if error.exit_code else EXIT_USAGE
     print(json.dumps(report, indent=2, default=str) if args.json else render_text(report))
     return 0

@@ -24,6 +24,18 @@ class StateError(UsageError):
     """The state directory cannot be used as it is (corrupt, unreadable, locked)."""
 
 
+class StateWriteError(CollectorError):
+    """The state could not be saved (disk full, I/O error).
+
+    Raised before the page it belongs to is written, so nothing past the last saved position has
+    been emitted: the next run neither loses nor repeats anything.
+    """
+
+    def __init__(self, message: str, no_space: bool = False):
+        super().__init__(message)
+        self.no_space = no_space
+
+
 class RefusedError(CollectorError):
     """The API refused the key or the organization: retrying without a change will not help.
 

@@ -2,38 +2,42 @@
 
 Order of work in each cycle:
 1. first run (empty state): `[since, now)` newest-first with `after_id`; the first page's
-   `first_id` becomes the catch-up cursor; progress is saved after every page;
+   `first_id` becomes the catch-up cursor; progress is saved after every page. An empty answer
+   never moves the start point: the next cycle reads from the same `since` again;
 2. catch-up: `before_id` from the newest `first_id` until `has_more` is false;
-3. overlap re-poll, when due: `created_at.gte = now - overlap`, `created_at.lt = now - 1 min`, to pick
-   up activities indexed after the cursor passed them; only ids not emitted before go out.
+3. overlap re-poll, when due: the windows of collector/repoll.py (at least `[now - overlap,
+   now - 1 min)`, plus what earlier traversals left to re-read), to pick up activities indexed after
+   the cursor passed them; only ids not emitted before go out.
 
-Every page is written and flushed before the state that follows it is saved, so a crash repeats at
-most that page. Ids emitted inside the overlap window are remembered (pruned by `created_at`) so
-that re-polls and restarts never repeat anything.
+Each page goes out in three steps: the state that follows it is written to a temporary file and
+fsynced, the page is written to stdout in full, then the state file is renamed into place. So a
+crash repeats at most that page, a full disk stops before the page (nothing repeated on restart),
+and SIGTERM, deferred during the last two steps, never cuts a page. Ids emitted inside the re-poll
+windows are remembered so that re-polls and restarts never repeat anything.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from collector.api import PAGE_LIMIT, ComplianceClient, Page
-from collector.errors import ApiFailure
+from collector.clock import FeedClock
+from collector.errors import StateWriteError
+from collector.files import StagedWrite
 from collector.log import JsonLog
 from collector.output import NdjsonOutput
+from collector.progress import NEWER, OLDER, PageProgress
+from collector.repoll import Repoll
 from collector.shutdown import Shutdown
 from collector.state import FeedState, StateDir
 from collector.timeparse import format_rfc3339, parse_created_at
 
-# The API documents that activities become queryable within one minute; a window closer to now
-# than that loses late rows for good.
-INDEXING_LAG_SECONDS = 60.0
-# Remembered ids live a little longer than the overlap window, so that clock jitter between
-# pruning and the next re-poll can never let one through twice.
-PRUNE_MARGIN_SECONDS = 120.0
+DISK_RETRY_SECONDS = 5.0
+DISK_LOG_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -43,6 +47,7 @@ class FeedOptions:
     reconcile_every: float = 300.0
     filters: list[tuple[str, str]] = field(default_factory=list)
     give_up_after: float | None = None
+    wait_for_disk: bool = False  # follow mode: a full disk is waited out instead of ending the run
 
 
 @dataclass
@@ -59,9 +64,6 @@ class CycleReport:
         self.skipped_seen += skipped
 
 
-MAX_EMPTY_PAGES = 50
-
-
 class Feed:
     def __init__(
         self,
@@ -72,7 +74,7 @@ class Feed:
         shutdown: Shutdown,
         log: JsonLog,
         options: FeedOptions,
-        clock: Callable[[], float] | None = None,
+        clock: FeedClock | None = None,
     ):
         self.client = client
         self.state_dir = state_dir
@@ -81,8 +83,10 @@ class Feed:
         self.shutdown = shutdown
         self.log = log
         self.options = options
-        self.clock = clock or _wall_clock
+        self.clock = clock or FeedClock(log)
+        self.repoll = Repoll(state, options.overlap)
         self._warned_missing_id = False
+        self._answered_at = 0.0
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -95,11 +99,7 @@ class Feed:
             self._first_run(report)
         if self.state.cursor is not None:
             self._catch_up(report)
-        due = (
-            self.state.last_reconcile_at is None
-            or self.clock() - self.state.last_reconcile_at >= self.options.reconcile_every
-        )
-        if force_reconcile or due:
+        if force_reconcile or self._reconcile_due():
             self._reconcile(report)
         return report
 
@@ -107,14 +107,13 @@ class Feed:
         """Re-emits the last `seconds` of activities once, seen or not (operator's choice at start)."""
         if self.state.cursor is None:
             return 0
-        params = [("created_at.gte", format_rfc3339(_utc(self.clock() - seconds)))]
+        params = [("created_at.gte", format_rfc3339(_utc(self.clock.now() - seconds)))]
         emitted = 0
         for page in self._walk_older(params):
-            with self.shutdown.critical():
-                self.output.write_page(page.lines)
-                self._remember(page.activities)
-                self._save()
-            emitted += len(page.activities)
+            fresh = self._unique(page)
+            self._remember([activity for activity, _ in fresh])
+            self._publish(fresh)
+            emitted += len(fresh)
         self.log.info("replayed recent activities at start", emitted=emitted, replay_seconds=seconds)
         return emitted
 
@@ -128,90 +127,98 @@ class Feed:
             self.log.info("first run: reading activities since the start point, newest first",
                           since=initial["since"])
         for page in self._walk_older(params, start_after=resume):
-            with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page)
-                if self.state.cursor is None and page.first_id:
-                    # The newest activity of the first page: catch-up continues from here.
-                    self.state.cursor = page.first_id
-                    self.state.cursor_created_at = _created_at(page.activities[0]) if page.activities else None
-                if page.has_more:
-                    self.state.initial = {"since": initial["since"], "after_id": page.last_id}
-                elif self.state.cursor is not None:
-                    self.state.initial = None
-                else:
-                    # Nothing in the window yet: start the next attempt where this one looked,
-                    # minus the overlap, so that rows indexed late are not skipped.
-                    later = max(parse_created_at(initial["since"]) or 0.0,
-                                self.clock() - self.options.overlap)
-                    self.state.initial = {"since": format_rfc3339(_utc(later)), "after_id": None}
-                self._save()
-            report.add_page(emitted, skipped)
+            fresh, skipped = self._unseen(page)
+            if self.state.cursor is None and page.first_id:
+                # The newest activity of the first page: catch-up continues from here.
+                self.state.cursor = page.first_id
+                self.state.cursor_created_at = _created_at(page.activities[0]) if page.activities else None
+                self.repoll.passed(self._answered_at, parse_created_at(self.state.cursor_created_at))
+            if page.has_more:
+                self.state.initial = {"since": initial["since"], "after_id": page.last_id}
+            elif self.state.cursor is not None:
+                self.state.initial = None
+            # else: nothing in the window yet. The start stays where it is: an empty answer (an API
+            # glitch, a replica behind) says nothing about what is there, so the next cycle asks again.
+            self._publish(fresh)
+            report.add_page(len(fresh), skipped)
 
     def _catch_up(self, report: CycleReport) -> None:
+        progress = PageProgress(NEWER)
         while True:
-            page = self._fetch([*self.options.filters, ("before_id", self.state.cursor or ""),
-                                ("limit", str(PAGE_LIMIT))])
-            with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page)
-                if page.first_id:
-                    self.state.cursor = page.first_id
-                    newest = _created_at(page.activities[0]) if page.activities else None
-                    self.state.cursor_created_at = newest or self.state.cursor_created_at
-                self._save()
-            report.add_page(emitted, skipped)
+            cursor = self.state.cursor
+            page = self._fetch([*self.options.filters, ("before_id", cursor or ""), ("limit", str(PAGE_LIMIT))])
+            progress.check(page, cursor)
+            fresh, skipped = self._unseen(page)
+            if page.first_id:
+                self.state.cursor = page.first_id
+                newest = _created_at(page.activities[0]) if page.activities else None
+                self.state.cursor_created_at = newest or self.state.cursor_created_at
+            if not page.has_more:
+                self.repoll.passed(self._answered_at, parse_created_at(self.state.cursor_created_at))
+            self._publish(fresh)
+            report.add_page(len(fresh), skipped)
             if not page.has_more:
                 return
 
     def _reconcile(self, report: CycleReport) -> None:
-        now = self.clock()
-        params = [
-            ("created_at.gte", format_rfc3339(_utc(now - self.options.overlap))),
-            ("created_at.lt", format_rfc3339(_utc(now - INDEXING_LAG_SECONDS))),
-        ]
+        now = self.clock.now()
         late = 0
-        for page in self._walk_older(params):
-            with self.shutdown.critical():
-                emitted, skipped = self._emit_unseen(page)
-                self._save()
-            late += emitted
-            report.add_page(emitted, skipped)
+        for start, end in self.repoll.windows(now):
+            params = [("created_at.gte", format_rfc3339(_utc(start))), ("created_at.lt", format_rfc3339(_utc(end)))]
+            for page in self._walk_older(params):
+                fresh, skipped = self._unseen(page)
+                self._publish(fresh)
+                late += len(fresh)
+                report.add_page(len(fresh), skipped)
+        self.repoll.completed(now)
         self.state.last_reconcile_at = now
-        self._save()
+        self._prune_recent()
+        self._publish([])
         report.late_found += late
         report.reconciled = True
         if late:
             # Routine: ingestion is asynchronous, so a cursor regularly passes rows indexed a moment later.
             self.log.info("overlap re-poll found activities indexed late; emitted them now", late_found=late)
 
-    # -- helpers -----------------------------------------------------------------------------
+    def _reconcile_due(self) -> bool:
+        last = self.state.last_reconcile_at
+        if last is None:
+            return True
+        now = self.clock.now()
+        if last > now + 60:
+            self.log.warning("the last re-poll is recorded in the future (the clock was ahead then); re-polling now",
+                             last_reconcile_at=last)
+            return True
+        return now - last >= self.options.reconcile_every
 
-    def _walk_older(self, params: list[tuple[str, str]], start_after: str | None = None):
+    # -- pages -------------------------------------------------------------------------------
+
+    def _walk_older(self, params: list[tuple[str, str]], start_after: str | None = None) -> Iterator[Page]:
         """Pages of `params` in the default newest-first order, following `last_id`."""
         after = start_after
-        empty_in_a_row = 0
+        progress = PageProgress(OLDER)
         while True:
             query = [*self.options.filters, *params, ("limit", str(PAGE_LIMIT))]
             if after:
                 query.append(("after_id", after))
             page = self._fetch(query)
+            progress.check(page, after)
             yield page
             if not page.has_more:
                 return
-            # A cursor that does not move, or page after empty page, would loop forever.
-            empty_in_a_row = 0 if page.activities else empty_in_a_row + 1
-            if page.last_id == after or empty_in_a_row >= MAX_EMPTY_PAGES:
-                raise ApiFailure("the API keeps answering has_more without moving forward (same cursor or "
-                                 f"{empty_in_a_row} empty pages); stopping here, the saved position is kept",
-                                 request_id=page.request_id)
             after = page.last_id
 
     def _fetch(self, params: list[tuple[str, str]]) -> Page:
-        return self.client.list_activities(params, self.options.give_up_after)
+        page = self.client.list_activities(params, self.options.give_up_after)
+        self.clock.observe_api_date(page.date)
+        self._answered_at = self.clock.now()
+        return page
 
-    def _emit_unseen(self, page: Page) -> tuple[int, int]:
+    def _unseen(self, page: Page) -> tuple[list[tuple[dict[str, Any], str]], int]:
+        """The page's activities not emitted before (and each once), remembered as emitted."""
         recent = self.state.recent
-        fresh, lines = [], []
-        for activity, line in zip(page.activities, page.lines, strict=True):
+        fresh = []
+        for activity, line in self._unique(page):
             activity_id = activity.get("id")
             if isinstance(activity_id, str):
                 if activity_id in recent:
@@ -220,16 +227,58 @@ class Feed:
                 self._warned_missing_id = True
                 self.log.warning("the API returned an activity without an id; it is emitted but cannot be "
                                  "deduplicated")
-            fresh.append(activity)
-            lines.append(line)
-        self.output.write_page(lines)
-        self._remember(fresh)
-        return len(fresh), len(page.activities) - len(fresh)
+            fresh.append((activity, line))
+        self._remember([activity for activity, _ in fresh])
+        return fresh, len(page.activities) - len(fresh)
+
+    def _unique(self, page: Page) -> list[tuple[dict[str, Any], str]]:
+        pairs, repeated = page.unique()
+        if repeated:
+            self.log.warning("the API returned the same activity more than once in one page; each is emitted once",
+                             repeated=repeated, request_id=page.request_id)
+        return pairs
+
+    def _publish(self, fresh: list[tuple[dict[str, Any], str]]) -> None:
+        """Stages the state, writes the page whole, commits the state: see the module's docstring."""
+        if self.state_dir.verify_lock():
+            self.log.warning("the lock file had been deleted; it is re-created and held again",
+                             state_dir=str(self.state_dir.path))
+        staged = self._stage()
+        try:
+            with self.shutdown.critical():
+                self.output.write_page([line for _, line in fresh], [activity for activity, _ in fresh])
+                staged.commit()
+        finally:
+            staged.abort()
+
+    def _stage(self) -> StagedWrite:
+        waiting_since: float | None = None
+        last_said = 0.0
+        while True:
+            try:
+                staged = self.state_dir.stage_feed(self.state)
+            except StateWriteError as error:
+                if not (error.no_space and self.options.wait_for_disk):
+                    raise StateWriteError(f"{error}; nothing was emitted past the last saved position: free "
+                                          "space and run again", error.no_space) from None
+                now = time.monotonic()
+                if waiting_since is None or now - last_said >= DISK_LOG_EVERY_SECONDS:
+                    waiting_since = waiting_since or now
+                    last_said = now
+                    self.log.error(f"{error}; waiting for space: nothing more is emitted until the position can be "
+                                   "saved", waited_seconds=round(now - waiting_since))
+                self.shutdown.sleep(DISK_RETRY_SECONDS)
+                continue
+            if waiting_since is not None:
+                self.log.info("the state can be saved again; continuing",
+                              waited_seconds=round(time.monotonic() - waiting_since))
+            return staged
+
+    # -- remembered ids ----------------------------------------------------------------------
 
     def _remember(self, activities: list[dict[str, Any]]) -> None:
-        keep_from = self._prune_threshold()
-        keep_from_second = _utc(keep_from).strftime("%Y-%m-%dT%H:%M:%S")
-        now = self.clock()
+        now = self.clock.now()
+        keep_from_second = _utc(self.repoll.oldest_kept(now)).strftime("%Y-%m-%dT%H:%M:%S")
         recent = self.state.recent
         for activity in activities:
             activity_id = activity.get("id")
@@ -241,22 +290,13 @@ class Feed:
             created = parse_created_at(text)
             if created is None:
                 recent[activity_id] = now
-            elif created >= keep_from:
+            elif self.repoll.keeps(created, now):
                 recent[activity_id] = created
 
-    def _prune_threshold(self) -> float:
-        return self.clock() - self.options.overlap - PRUNE_MARGIN_SECONDS
-
     def _prune_recent(self) -> None:
-        keep_from = self._prune_threshold()
-        self.state.recent = {key: ts for key, ts in self.state.recent.items() if ts >= keep_from}
-
-    def _save(self) -> None:
-        self.state_dir.save_feed(self.state)
-
-
-def _wall_clock() -> float:
-    return time.time()
+        now = self.clock.now()
+        keeps = self.repoll.keeps
+        self.state.recent = {key: ts for key, ts in self.state.recent.items() if keeps(ts, now)}
 
 
 def _created_at(activity: dict[str, Any]) -> str | None:

@@ -8,14 +8,13 @@ one JSON object; `vector.toml` routes them apart by the `stream` field. Secrets 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from typing import Any, TextIO
 
+from collector.redact import Redactor
+
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
-KEY_SHAPED = re.compile(r"sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_-]{6,}")
-REDACTED = "[REDACTED]"
 
 
 class JsonLog:
@@ -30,19 +29,15 @@ class JsonLog:
         self._format = fmt
         self._threshold = LEVELS.get(level.upper(), 20)
         self._logger = logger
-        self._secrets: list[str] = []
+        # Shared with every other sink (status.json): one list of secrets, one redaction.
+        self.redactor = Redactor()
 
     def redact(self, secret: str | None) -> None:
         """Never let `secret` reach a log line, whatever code path tries."""
-        if secret and len(secret) >= 8 and secret not in self._secrets:
-            self._secrets.append(secret)
+        self.redactor.add(secret)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        # An excerpt cut before the key ends still holds its start: hide anything key-shaped too.
-        return KEY_SHAPED.sub(REDACTED, text) if "sk-ant-" in text else text
+        return self.redactor.text(text)
 
     def debug(self, message: str, **fields: Any) -> None:
         self._write("DEBUG", message, fields)

@@ -8,10 +8,26 @@ The values are still parsed (the collector needs ids and timestamps) with the st
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
-_scan_value = json.JSONDecoder().scan_once
+
+class _Constants:
+    """Counts NaN, Infinity and -Infinity as the scanner meets them (Python accepts them, strict JSON does not)."""
+
+    seen = 0
+
+    @classmethod
+    def parse(cls, name: str) -> float:
+        cls.seen += 1
+        return float(name)
+
+
+_scan_value = json.JSONDecoder(parse_constant=_Constants.parse).scan_once
+_encode_strict = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _whitespace = re.compile(r"[ \t\n\r]*").match
 _WHITESPACE = " \t\n\r"
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -32,6 +48,53 @@ def read_page(text: str) -> tuple[dict[str, Any], list[str]]:
         return _read_object(text)
     except (StopIteration, IndexError) as error:
         raise NotAPage(f"not JSON near character {getattr(error, 'value', '?')}") from None
+    except RecursionError:
+        raise NotAPage("JSON nested too deeply") from None
+
+
+def constants_seen() -> int:
+    """How many NaN/Infinity the reader has met so far (compare before and after a page)."""
+    return _Constants.seen
+
+
+def make_strict(items: list[Any], lines: list[str], had_bad_bytes: bool, had_constants: bool) -> list[tuple[int, str]]:
+    """Rewrites, in place, the lines a strict JSON reader (Vector's) would refuse, so none is dropped.
+
+    - a string holding an invalid UTF-8 byte (decoded with surrogateescape) or a lone UTF-16
+      surrogate escape (`\\ud800` without its pair): those characters become U+FFFD;
+    - NaN, Infinity, -Infinity (not JSON): null, as JavaScript's JSON.stringify writes them.
+    Returns (index, what was replaced) for each rewritten line, for the log.
+    """
+    repaired = []
+    for index, line in enumerate(lines):
+        suspicious = (had_bad_bytes and _SURROGATE.search(line)) or (
+            "\\u" in line and _SURROGATE_ESCAPE.search(line)) or (
+            had_constants and ("NaN" in line or "Infinity" in line))
+        if not suspicious:
+            continue
+        found: set[str] = set()
+        fixed = _strict(items[index], found)
+        if found:
+            items[index] = fixed
+            lines[index] = _encode_strict(fixed)
+            repaired.append((index, " and ".join(sorted(found))))
+    return repaired
+
+
+def _strict(value: Any, found: set[str]) -> Any:
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            found.add("invalid UTF-8 or lone surrogates (now U+FFFD)")
+            return _SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        found.add("NaN or Infinity (now null)")
+        return None
+    if isinstance(value, list):
+        return [_strict(item, found) for item in value]
+    if isinstance(value, dict):
+        return {_strict(key, found): _strict(item, found) for key, item in value.items()}
+    return value
 
 
 def _read_object(text: str) -> tuple[dict[str, Any], list[str]]:

@@ -6,8 +6,9 @@ import sys
 import time
 from typing import BinaryIO
 
-from collector.api import ComplianceClient
+from collector.api import MIN_RESPONSE_CAP, ComplianceClient
 from collector.budget import RequestBudget
+from collector.clock import FeedClock
 from collector.errors import (
     EXIT_OK,
     ApiFailure,
@@ -48,12 +49,25 @@ class Session:
             log=log,
             sleep=self.shutdown.sleep,
             timeout=settings.request_timeout,
+            max_response_bytes=max(MIN_RESPONSE_CAP, settings.max_line_bytes + (1 << 20)),
         )
 
     def _key_source(self) -> str:
         key = self.settings.read_key()
         self.log.redact(key)
         return key
+
+    def pause(self, seconds: float) -> None:
+        """Sleeps, checking every second that this process still holds the state dir's lock."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.state_dir.verify_lock():
+                self.log.warning("the lock file had been deleted; it is re-created and held again",
+                                 state_dir=str(self.settings.state_dir))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.shutdown.sleep(min(1.0, left))
 
     def close(self) -> None:
         self.client.close()
@@ -87,13 +101,16 @@ def _collect(session: Session, stdout: BinaryIO) -> int:
         log.warning("filters differ from the ones this state was collected with; continuing from the cursor",
                     saved=state.filters, now=_filters_dict(settings))
         state.filters = _filters_dict(settings)
-    status = StatusRecorder(session.state_dir)
+    status = StatusRecorder(session.state_dir, log.redactor)
     feed = Feed(
-        session.client, session.state_dir, state, NdjsonOutput(stdout), session.shutdown, log,
+        session.client, session.state_dir, state, NdjsonOutput(stdout, log, settings.max_line_bytes),
+        session.shutdown, log,
         FeedOptions(
             since=settings.since, overlap=settings.overlap, reconcile_every=settings.reconcile_every,
             filters=settings.filters, give_up_after=settings.max_retry_time if settings.once else None,
+            wait_for_disk=not settings.once,
         ),
+        FeedClock(log),
     )
     if settings.replay_on_start:
         feed.replay(settings.replay_on_start)
@@ -112,7 +129,7 @@ def _collect(session: Session, stdout: BinaryIO) -> int:
             log.error(str(error), cause=_cause(error), request_id=error.request_id,
                       retry_in_seconds=settings.refused_retry)
             pause = settings.refused_retry
-        session.shutdown.sleep(pause)
+        session.pause(pause)
 
 
 def _cycle(feed: Feed, session: Session, status: StatusRecorder, force_reconcile: bool) -> None:
@@ -127,7 +144,7 @@ def _cycle(feed: Feed, session: Session, status: StatusRecorder, force_reconcile
         raise
     requests = session.client.requests_sent - requests_before
     newest = parse_created_at(feed.state.cursor_created_at) if feed.state.cursor_created_at else None
-    lag = round(time.time() - newest, 3) if newest else None
+    lag = round(max(0.0, feed.clock.now() - newest), 3) if newest else None
     status.record_cycle(report.emitted, report.pages, requests, report.late_found, lag)
     session.log.info(
         "caught up", emitted=report.emitted, pages=report.pages, requests=requests,

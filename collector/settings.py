@@ -7,21 +7,26 @@ Secrets are never options: the key comes from `ANTHROPIC_COMPLIANCE_KEY` or a fi
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from collector import __version__
 from collector.errors import UsageError
-from collector.timeparse import TimeFormatError, parse_duration, parse_instant
+from collector.files import NotARegularFile, read_regular
+from collector.output import DEFAULT_MAX_LINE_BYTES
+from collector.timeparse import MAX_DURATION_SECONDS, TimeFormatError, parse_duration, parse_instant
 
 KEY_ENV = "ANTHROPIC_COMPLIANCE_KEY"
 API_URL_ENV = "CCL_API_URL"
 STATE_DIR_ENV = "CCL_STATE_DIR"
 DEFAULT_API_URL = "https://api.anthropic.com"
 COMPLIANCE_KEY_PREFIXES = ("sk-ant-admin01-", "sk-ant-api01-")
+MAX_KEY_FILE_BYTES = 4096
 
 
 def default_state_dir() -> Path:
@@ -54,14 +59,13 @@ class Settings:
     restart: bool = False
     since_text: str = ""
     until_text: str = ""
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    allow_readable_key_file: bool = False
 
     def read_key(self) -> str:
         """The key, from --key-file (read again on each call, so a rotated file is picked up) or env."""
         if self.key_file is not None:
-            try:
-                key = self.key_file.read_text().strip()
-            except OSError as exc:
-                raise UsageError(f"cannot read --key-file {self.key_file}: {exc.strerror}") from None
+            key = self._read_key_file(self.key_file)
             source = f"--key-file {self.key_file}"
         else:
             key = os.environ.get(KEY_ENV, "").strip()
@@ -75,6 +79,23 @@ class Settings:
             raise UsageError(f"the key in {source} contains spaces, line breaks or non-ASCII characters")
         return key
 
+    def _read_key_file(self, path: Path) -> str:
+        try:
+            raw, info = read_regular(path, MAX_KEY_FILE_BYTES)
+        except NotARegularFile as exc:
+            raise UsageError(f"--key-file {exc.strerror}: give the path of the file that holds the key") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read --key-file {path}: {exc.strerror}") from None
+        if info.st_mode & (stat.S_IRGRP | stat.S_IROTH) and not self.allow_readable_key_file:
+            raise UsageError(
+                f"--key-file {path} can be read by other users (mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it "
+                "(Kubernetes: defaultMode 0400 on the secret volume), or pass --allow-readable-key-file"
+            )
+        try:
+            return raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise UsageError(f"the key in --key-file {path} contains non-ASCII characters") from None
+
     def key_warnings(self, key: str) -> list[str]:
         warnings = []
         if not key.startswith(COMPLIANCE_KEY_PREFIXES):
@@ -82,13 +103,8 @@ class Settings:
                 "the key does not start with sk-ant-api01- (Compliance Access Key) or sk-ant-admin01- (Admin "
                 "key); the API will likely refuse it"
             )
-        if self.key_file is not None:
-            try:
-                mode = self.key_file.stat().st_mode
-            except OSError:
-                mode = 0
-            if mode & (stat.S_IRGRP | stat.S_IROTH):
-                warnings.append(f"--key-file {self.key_file} is readable by other users; chmod 600 it")
+        if self.key_file is not None and self.allow_readable_key_file:
+            warnings.append(f"--key-file {self.key_file} may be readable by other users (--allow-readable-key-file)")
         return warnings
 
 
@@ -103,6 +119,8 @@ def _positive_duration(text: str) -> float:
     value = _duration(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be more than zero")
+    if value > MAX_DURATION_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than 10 years")
     return value
 
 
@@ -121,6 +139,15 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    if value > 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large")
+    return value
+
+
+def _line_bytes(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small (at least 1024 bytes)")
     return value
 
 
@@ -140,8 +167,9 @@ The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an arg
 COLLECT_EPILOG = """\
 exit codes:
   0  done (--once), or stopped by SIGTERM/SIGINT after saving
-  1  failed while running (API kept failing, stdout closed, ...)
-  2  usage or bad input (options, missing key, corrupt or locked state)
+  1  failed while running (API kept failing or looping, stdout closed, disk full with --once, ...)
+  2  usage or bad input (options, missing or readable key file, http:// to another host, corrupt
+     or locked state)
   3  refused by the API: bad key (401/404), missing scope (403), Compliance API not enabled (400)
      (in follow mode a refusal is logged as ERROR and retried every --refused-retry instead)
 
@@ -154,9 +182,14 @@ examples:
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", type=Path, metavar="PATH",
                         help=f"read the key from this file instead of ${KEY_ENV}")
+    parser.add_argument("--allow-readable-key-file", action="store_true",
+                        help="accept a --key-file that other users can read (refused by default: chmod 600 it)")
     parser.add_argument("--api-url", default=os.environ.get(API_URL_ENV, DEFAULT_API_URL), metavar="URL",
                         help=f"API base URL (env {API_URL_ENV}; default {DEFAULT_API_URL}). ANTHROPIC_BASE_URL, which "
                         "SDKs use for gateways, is deliberately not read")
+    parser.add_argument("--allow-insecure-url", action="store_true",
+                        help="accept a plain http:// --api-url on a host other than this one (the key then travels "
+                        "in clear; refused by default)")
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
                         default=default_state_dir(),
                         help=f"where the cursor and recent ids are kept (env {STATE_DIR_ENV}; default %(default)s)")
@@ -171,7 +204,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
                         help="requests per minute this collector may send (default 60; the org-wide 600/min is shared "
                         "by every key and tool; 0 = no budget)")
     parser.add_argument("--request-timeout", type=_positive_duration, default=60.0, metavar="SECONDS",
-                        help="timeout of one HTTP request (default 60)")
+                        help="the most one HTTP request may take, from connecting to the last byte (default 60)")
+    parser.add_argument("--max-line-bytes", type=_line_bytes, default=DEFAULT_MAX_LINE_BYTES, metavar="BYTES",
+                        help="log an ERROR naming any activity whose line is longer than this; the line is still "
+                        f"emitted (default {DEFAULT_MAX_LINE_BYTES}, 16 MiB; keep Vector's framing max_length above "
+                        "it)")
     parser.add_argument("--max-retry-time", type=_positive_duration, default=300.0, metavar="DURATION",
                         help="--once and backfill: give up after retrying this long, exit 1 (default 5m); "
                         "follow mode retries forever")
@@ -237,8 +274,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overlap = getattr(args, "overlap", 900.0)
     if overlap <= 60:
         raise UsageError("--overlap must be longer than 1 minute (the API's documented indexing lag)")
-    since = parse_instant(args.since, now)
-    until = parse_instant(args.until, now) if getattr(args, "until", None) else None
+    check_api_url(args.api_url, args.allow_insecure_url)
+    try:
+        since = parse_instant(args.since, now)
+        until = parse_instant(args.until, now) if getattr(args, "until", None) else None
+    except TimeFormatError as exc:
+        raise UsageError(str(exc)) from None
     if until is not None and until <= since:
         raise UsageError(f"--until ({args.until}) must be later than --since ({args.since})")
     if since > now + timedelta(minutes=5):
@@ -264,4 +305,34 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         restart=getattr(args, "restart", False),
         since_text=args.since,
         until_text=getattr(args, "until", None) or "",
+        max_line_bytes=args.max_line_bytes,
+        allow_readable_key_file=args.allow_readable_key_file,
     )
+
+
+def check_api_url(url: str, allow_insecure: bool) -> None:
+    """Refuses a URL the key must not be sent to: not http(s), or plain http to another machine."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError as exc:
+        raise UsageError(f"--api-url {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--api-url {url!r} must be an https:// URL with a host, like {DEFAULT_API_URL}")
+    if any(ch.isspace() or not ch.isprintable() for ch in url) or parts.username or parts.password:
+        raise UsageError(f"--api-url {url!r} holds spaces, control characters or credentials")
+    if parts.scheme == "http" and not _is_loopback(host) and not allow_insecure:
+        raise UsageError(
+            f"--api-url {url} is plain http:// to another host: the key would travel in clear. Use https://, "
+            "or pass --allow-insecure-url if the network path is protected some other way"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

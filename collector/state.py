@@ -6,17 +6,16 @@ either the old state or the new one, never half of each. A lock keeps a second c
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
+import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collector.errors import StateError
+from collector.files import NotARegularFile, StagedWrite, atomic_write, read_regular, stage_write
+from collector.lock import StateLock
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
@@ -34,6 +33,10 @@ class FeedState:
     recent: dict[str, float] = field(default_factory=dict)
     last_reconcile_at: float | None = None
     filters: dict[str, list[str]] = field(default_factory=dict)
+    # Where the last completed re-poll ended, and the spans of time a later one must still read
+    # (epoch seconds on the API's clock): see collector/repoll.py.
+    reconciled_until: float | None = None
+    repoll_spans: list[tuple[float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +45,8 @@ class FeedState:
             "cursor_created_at": self.cursor_created_at,
             "initial": self.initial,
             "last_reconcile_at": self.last_reconcile_at,
+            "reconciled_until": self.reconciled_until,
+            "repoll_spans": [list(span) for span in self.repoll_spans],
             "filters": self.filters,
             "recent": self.recent,
         }
@@ -64,13 +69,24 @@ class FeedState:
         initial = data.get("initial")
         if initial is not None and not (isinstance(initial, dict) and isinstance(initial.get("since"), str)):
             raise bad("`initial` must be null or an object with `since`")
-        last = data.get("last_reconcile_at")
-        if last is not None and not isinstance(last, int | float):
-            raise bad("`last_reconcile_at` must be a number or null")
+        for key in ("last_reconcile_at", "reconciled_until"):
+            if data.get(key) is not None and not _is_finite(data.get(key)):
+                raise bad(f"`{key}` must be a number or null")
+        spans = data.get("repoll_spans", [])
+        if not isinstance(spans, list) or not all(
+            isinstance(span, list) and len(span) == 2 and all(_is_finite(edge) for edge in span) for span in spans
+        ):
+            raise bad("`repoll_spans` must be a list of [from, to] epoch seconds")
         filters = data.get("filters", {})
         if not isinstance(filters, dict):
             raise bad("`filters` must be an object")
-        return cls(data.get("cursor"), data.get("cursor_created_at"), initial, dict(recent), last, filters)
+        return cls(data.get("cursor"), data.get("cursor_created_at"), initial, dict(recent),
+                   data.get("last_reconcile_at"), filters, data.get("reconciled_until"),
+                   [(float(lo), float(hi)) for lo, hi in spans])
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 RECOVERY_ADVICE = (
@@ -79,10 +95,14 @@ RECOVERY_ADVICE = (
 )
 
 
+# state.json of a busy org holds tens of thousands of recent ids; nothing legitimate comes near this.
+MAX_STATE_BYTES = 512 << 20
+
+
 class StateDir:
     def __init__(self, path: Path):
         self.path = path
-        self._lock_fd: int | None = None
+        self._lock: StateLock | None = None
 
     @property
     def state_file(self) -> Path:
@@ -102,86 +122,57 @@ class StateDir:
 
     def lock(self, name: str = LOCK_FILE, wait_seconds: float = 10.0) -> None:
         """Exclusive use of this state directory; waits briefly (a restarting Vector overlaps)."""
-        lock_path = self.path / name
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise StateError(f"cannot lock {lock_path}: {exc.strerror}") from None
-                if time.monotonic() >= deadline:
-                    holder = _read_small(lock_path).strip() or "unknown"
-                    os.close(fd)
-                    raise StateError(
-                        f"state directory {self.path} is in use by another collector (pid {holder}); "
-                        "two collectors must not share one state: stop the other one or use another --state-dir"
-                    ) from None
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        lock = StateLock(self.path / name)
+        lock.acquire(wait_seconds)
+        self._lock = lock
+
+    def verify_lock(self) -> bool:
+        """True when the lock file had vanished and was taken back; StateError when another collector has it."""
+        return self._lock.verify() if self._lock is not None else False
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def load_feed(self) -> FeedState | None:
         data = self.read_json(self.state_file)
         return None if data is None else FeedState.from_json(data, self.state_file)
 
     def save_feed(self, state: FeedState) -> None:
-        self.write_json(self.state_file, state.to_json())
+        self.stage_feed(state).commit()
 
-    def read_json(self, path: Path) -> Any | None:
-        """The JSON in `path`, None when it does not exist; a clear StateError when it is unusable."""
+    def stage_feed(self, state: FeedState) -> StagedWrite:
+        """The new state on disk but not yet in effect: commit it once the page it follows is written."""
+        return stage_write(self.state_file, _encode(state.to_json()))
+
+    def read_json(self, path: Path, advice: str = "") -> Any | None:
+        """The JSON in `path`, None when it does not exist; a clear StateError when it is unusable.
+
+        `advice` ends the error message; by default, what to do about a corrupt state.json.
+        """
+        advice = advice or RECOVERY_ADVICE
         try:
-            raw = path.read_bytes()
+            raw, _ = read_regular(path, MAX_STATE_BYTES)
         except FileNotFoundError:
             if path.is_symlink():
-                raise StateError(f"{path} is a symlink to a missing file; {RECOVERY_ADVICE}") from None
+                raise StateError(f"{path} is a symlink to a missing file; {advice}") from None
             return None
+        except NotARegularFile as exc:
+            raise StateError(f"{exc.strerror}; {advice}") from None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc.strerror}") from None
         try:
             data = json.loads(raw)
-        except ValueError as exc:
-            raise StateError(f"{path} is corrupt ({exc}); {RECOVERY_ADVICE}") from None
+        except (ValueError, RecursionError) as exc:
+            raise StateError(f"{path} is corrupt ({str(exc)[:200]}); {advice}") from None
         if data is None:
-            raise StateError(f"{path} holds null; {RECOVERY_ADVICE}")
+            raise StateError(f"{path} holds null; {advice}")
         return data
 
     def write_json(self, path: Path, data: Any) -> None:
-        atomic_write(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
+        atomic_write(path, _encode(data))
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise StateError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _read_small(path: Path) -> str:
-    try:
-        return path.read_text()[:32]
-    except OSError:
-        return ""
+def _encode(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# Options that take a duration accept at most this; `--since` reaches back at most to year 1.
+MAX_DURATION_SECONDS = 3650 * 86400.0
 
 
 class TimeFormatError(ValueError):
@@ -23,6 +26,8 @@ def parse_duration(text: str) -> float:
     except ValueError:
         pass
     else:
+        if not math.isfinite(seconds):
+            raise TimeFormatError(f"cannot read duration {text!r}; use a value like 90s, 15m, 2h, 1h30m or 7d")
         if seconds < 0:
             raise TimeFormatError(f"negative duration {text!r}")
         return seconds
@@ -33,7 +38,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
-    if position != len(text) or position == 0:
+    if position != len(text) or position == 0 or not math.isfinite(total):
         raise TimeFormatError(f"cannot read duration {text!r}; use a value like 90s, 15m, 2h, 1h30m or 7d")
     return total
 
@@ -50,14 +55,20 @@ def parse_instant(text: str, now: datetime | None = None) -> datetime:
             ) from exc
         if value.tzinfo is None:
             raise TimeFormatError(f"timestamp {text!r} has no timezone; add Z or an offset like +00:00")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise TimeFormatError(f"timestamp {text!r} is out of range") from None
     try:
         ago = parse_duration(text)
     except TimeFormatError as exc:
         raise TimeFormatError(
             f"cannot read time {text!r}; use RFC 3339 (2026-04-01T00:00:00Z) or a duration ago (2h, 7d)"
         ) from exc
-    return (now or datetime.now(UTC)) - timedelta(seconds=ago)
+    try:
+        return (now or datetime.now(UTC)) - timedelta(seconds=ago)
+    except OverflowError:
+        raise TimeFormatError(f"{text!r} reaches back before the year 1; give a shorter duration or a date") from None
 
 
 def _looks_like_timestamp(text: str) -> bool:
@@ -79,4 +90,7 @@ def parse_created_at(text: str) -> float | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    try:
+        return value.timestamp()
+    except (OverflowError, ValueError):
+        return None

@@ -52,6 +52,7 @@ def test_no_output_of_any_path_holds_the_key(make_simulator, tmp_path):
 def test_a_key_in_a_key_file_that_is_malformed_is_not_echoed(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(TEST_KEY + " trailing words\n")
+    key_file.chmod(0o600)
     run = run_collector("http://127.0.0.1:9", tmp_path / "s", "--once", "--key-file", str(key_file), key=None)
     assert run.returncode == 2
     assert "contains spaces" in run.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 
@@ -114,7 +115,8 @@ def test_lock_is_exclusive(tmp_path):
     (b'[{"id": "a"}]', "not JSON"),
     (b'{"data": [{"id": "a"}]} trailing', "not JSON"),
     (b'{"data": [{"id": "a"}', "not JSON"),
-    (b'{"data": [{"id": "\xff"}]}', "not JSON"),
+    (b'{"data": [{"id": "a"}]}\xff', "not JSON"),
+    (b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not JSON"),
     (b'{"items": []}', "without a `data` list"),
     (b'{"data": [1, 2]}', "non-objects"),
     (b'{"data": [], "has_more": "yes"}', "malformed has_more"),
@@ -126,7 +128,7 @@ def test_hostile_pages_are_rejected_with_a_reason(body, message):
 
 
 def test_each_line_is_the_api_text_of_one_activity_whatever_the_formatting():
-    compact = r'{"id":"a","n":1.50,"who":"Zo\u00eb \ud83d"}'
+    compact = r'{"id":"a","n":1.50,"who":"Zo\u00eb \ud83d\ude00"}'
     pretty = '{\n  "id": "b",\n  "tags": ["x",\n "y"]\n}'
     body = f'{{ "has_more" : false, "data" : [ {compact} ,\r\n {pretty}, {{"id":"c","name":"Renée"}} ] }}'
     page = _parse_page(body.encode(), "req_1")
@@ -146,3 +148,55 @@ def test_log_redacts_registered_secrets_everywhere(tmp_path):
         log.error(f"failed with {secret}", detail={"key": secret})
     text = path.read_text()
     assert secret not in text and text.count("[REDACTED]") == 2
+
+
+def test_repoll_spans_cover_the_time_before_a_pause_but_not_the_pause():
+    from collector.repoll import Repoll
+
+    state = FeedState()
+    repoll = Repoll(state, overlap=900)
+    for moment in range(10_000, 10_600, 15):  # following: a catch-up every 15 s
+        repoll.passed(moment)
+    repoll.completed(10_300)  # a re-poll at 10,300 read everything before 10,240
+    # (spans end 2 s late: our idea of the API's clock is good to about a second)
+    assert state.reconciled_until == 10_240 and state.repoll_spans == [(10_240, 10_587)]
+    # Down for three hours; on the way back the catch-up reaches the present at 21,400.
+    repoll.passed(21_400, newest_read=21_399.5)
+    assert repoll.windows(21_400) == [(21_400 - 900, 21_340), (10_240, 10_587)]
+    assert repoll.keeps(10_500, 21_400) and not repoll.keeps(15_000, 21_400) and repoll.keeps(21_000, 21_400)
+    repoll.completed(21_400)
+    assert state.repoll_spans == [(21_340, 21_402)]
+    assert not repoll.keeps(10_500, 21_400)
+
+
+def test_feed_clock_follows_the_api_date_and_ignores_wall_clock_jumps():
+    from collector.clock import FeedClock
+
+    wall, steady = FakeClock(), FakeClock()
+    wall.now, steady.now = 1_800_000_000.0, 50.0
+    stream = io.StringIO()
+    clock = FeedClock(JsonLog(stream), wall=wall, steady=steady)
+    assert clock.now() == 1_800_000_000.0
+    wall.now += 10 - 3600  # ten seconds later, someone sets the clock an hour back
+    steady.now += 10
+    assert clock.now() == 1_800_000_010.0
+    assert "the system clock jumped" in stream.getvalue() and '"jump_seconds": -3600.0' in stream.getvalue()
+    clock.observe_api_date("Fri, 15 Jan 2027 08:00:40 GMT")  # 1,800,000,040: the API says
+    assert clock.now() == pytest.approx(1_800_000_040.5)
+    clock.observe_api_date("Fri, 15 Jan 2027 08:00:41 GMT")  # within the header's resolution: no change
+    assert clock.now() == pytest.approx(1_800_000_040.5)
+    clock.observe_api_date("Sat, 15 Jan 20 bad date")
+    clock.observe_api_date("Mon, 15 Jan 2035 08:00:40 GMT")  # years away: a broken proxy, not the time
+    assert clock.now() == pytest.approx(1_800_000_040.5)
+
+
+def test_status_json_is_written_redacted(tmp_path):
+    from collector.status import StatusRecorder
+
+    directory = StateDir(tmp_path)
+    log = JsonLog(io.StringIO())
+    secret = "sk-ant-api01-" + "status-secret-value-1234"
+    log.redact(secret)
+    StatusRecorder(directory, log.redactor).record_error(f"HTTP 401: key {secret} is invalid", "auth")
+    text = directory.status_file.read_text()
+    assert secret not in text and "key [REDACTED] is invalid" in text

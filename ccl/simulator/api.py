@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl
 
 from ccl.catalog import activity_types
 from ccl.simulator.faults import FaultPlan
+from ccl.simulator.hostile import PAGE_FAULTS, echo_key_body, page_answer, render
 from ccl.simulator.population import random_token
-from ccl.simulator.store import ActivityStore, Query, decode_cursor, encode_cursor
+from ccl.simulator.store import ActivityStore, Query, decode_cursor
 
 PATH = "/v1/compliance/activities"
 MAX_LIMIT = 5000
@@ -42,7 +43,8 @@ class Answer:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # "drop" or "timeout": the server misbehaves instead of answering
+    action: str | None = None  # "drop", "timeout", "drip", "huge": the server misbehaves instead of answering
+    rows: list[Any] = field(default_factory=list)  # what a "huge" answer is made of
 
 
 class ApiError(Exception):
@@ -86,7 +88,9 @@ class ComplianceApi:
                 number = self.requests_seen
                 extra.update(self._spend_budget(now))
             fault = self.faults.pick(number)
-            if fault:
+            if fault == "echo-key":
+                return Answer(401, echo_key_body(key, request_id), {**extra, "content-type": "application/json"})
+            if fault and fault not in PAGE_FAULTS and fault not in ("drip", "huge"):
                 answer = self._fault(fault, extra)
                 if fault not in UNRECORDED_FAULTS:
                     self._answered(key, headers, client, target, answer.status, request_id, now)
@@ -100,14 +104,10 @@ class ComplianceApi:
                 # Requests that fail authentication or the limiter never reach an organization's feed.
                 self._answered(headers.get("x-api-key"), headers, client, target, error.status, request_id, now)
             return answer
-        body = b"".join([
-            b'{"data":[', b",".join(row.encoded for row in page.rows), b'],"has_more":',
-            b"true" if page.has_more else b"false",
-            b',"first_id":', _json_cursor(page.rows[0].key if page.rows else None),
-            b',"last_id":', _json_cursor(page.rows[-1].key if page.rows else None), b"}",
-        ])
+        body = page_answer(fault, page, query) if fault in PAGE_FAULTS else render(page.rows, page.has_more)
         self._answered(key, headers, client, target, 200, request_id, now)
-        return Answer(200, body, {**extra, "content-type": "application/json"})
+        action = fault if fault in ("drip", "huge") else None
+        return Answer(200, body, {**extra, "content-type": "application/json"}, action, page.rows)
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         key = headers.get("x-api-key") or _bearer(headers.get("authorization"))
@@ -279,10 +279,6 @@ def error_answer(status: int, error_type: str, message: str, request_id: str, he
     body = json.dumps({"type": "error", "error": {"type": error_type, "message": message},
                        "request_id": request_id}).encode()
     return Answer(status, body, {**headers, "content-type": "application/json"})
-
-
-def _json_cursor(key: tuple[int, str] | None) -> bytes:
-    return b"null" if key is None else json.dumps(encode_cursor(key)).encode()
 
 
 def _bearer(value: str | None) -> str | None:

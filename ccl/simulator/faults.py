@@ -11,6 +11,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from ccl.simulator.hostile import PAGE_FAULTS, SERVER_FAULTS
+
 KINDS = {
     "429": "rate limited, with retry-after",
     "429-no-retry-after": "rate limited, retry-after header missing (stripped by a proxy)",
@@ -24,6 +26,8 @@ KINDS = {
     "403": "permission_error: missing scope",
     "404": "not_found_error: Not found (no key, or a key of the wrong type)",
     "not-enabled": "400: Compliance API is not enabled for this organization",
+    **PAGE_FAULTS,
+    **SERVER_FAULTS,
 }
 _RULE = re.compile(r"^(?P<kind>[a-z0-9-]+)(?:=(?P<probability>[0-9.]+)|@(?P<first>\d+)(?:-(?P<last>\d+))?)?$")
 

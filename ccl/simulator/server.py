@@ -14,6 +14,7 @@ from ccl.simulator.api import Answer, ComplianceApi
 from ccl.simulator.enterprise import PEOPLE, EnterpriseProfile
 from ccl.simulator.faults import FaultPlan
 from ccl.simulator.generator import ActivityFactory
+from ccl.simulator.hostile import DRIP_INTERVAL, huge_chunks
 from ccl.simulator.population import Population
 from ccl.simulator.scenarios import SCENARIOS
 from ccl.simulator.store import ActivityStore
@@ -178,6 +179,23 @@ class Simulator:
         self.stop()
 
 
+class _Dripping:
+    """Writes what it is given one byte at a time, each after a pause: headers and body alike."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        for index in range(len(data)):
+            self._stream.write(data[index:index + 1])
+            self._stream.flush()
+            time.sleep(DRIP_INTERVAL)
+        return len(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
@@ -204,12 +222,33 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.sim.timeout_delay)
             self.close_connection = True
             return
+        if answer.action == "huge":
+            self._send_huge(answer)
+            return
+        if answer.action == "drip":
+            self.wfile = _Dripping(self.wfile)  # type: ignore[assignment]
+            self.close_connection = True
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.send_header("content-length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+
+    def _send_huge(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        for chunk in huge_chunks(answer.rows):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header tells the API's time; the simulator's clock is that time (tests move it).
+        return super().date_time_string(self.sim.clock() if timestamp is None else timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the collector's own logs tell the story
