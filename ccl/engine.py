@@ -358,9 +358,9 @@ class Engine:
     def __init__(self, rules: list[Rule]):
         self.rules = [rule for rule in rules if rule.enabled]
         self.signals: list[Signal] = []
-        self._detectors = {rule.id: DETECTORS[rule.method](rule, self.signals) for rule in self.rules}
-        self._position = {rule.id: position for position, rule in enumerate(self.rules)}
-        self._in_order = list(self._detectors.values())
+        self._in_order = [DETECTORS[rule.method](rule, self.signals) for rule in self.rules]
+        self._detectors = {rule.id: detector for rule, detector in zip(self.rules, self._in_order, strict=True)}
+        self._position = {id(rule): position for position, rule in enumerate(self.rules)}
         self._by_name: dict[str, list[Rule]] = {}
         self._any_name: list[Rule] = []
         for rule in self.rules:
@@ -405,7 +405,7 @@ class Engine:
         for rule in (*candidates, *self._any_name) if self._any_name else candidates:
             matched = [index for index, query in enumerate(rule.queries) if query.matches(event)]
             if matched:
-                found.append((self._position[rule.id], matched))
+                found.append((self._position[id(rule)], matched))
         return found
 
     def feed_matched(self, moment: float, event: dict[str, Any], matches: list[tuple[int, list[int]]]) -> None:
@@ -420,7 +420,7 @@ class Engine:
         Only valid once every event before `moment` has been fed: a streaming run calls it now and
         then with the time of the event it just fed. Signals are the same as without it.
         """
-        for detector in self._detectors.values():
+        for detector in self._in_order:
             forget = getattr(detector, "forget_before", None)
             if forget is not None:
                 forget(moment)
