@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pty
 import random
 import subprocess
 from pathlib import Path
@@ -82,8 +83,8 @@ def simulator_history(path: Path, hours: float = 4, seed: int = 7) -> Path:
     return write_ndjson(path, activities)
 
 
-def detect(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([*CCL, "detect", *args], cwd=ROOT, capture_output=True, check=False)
+def detect(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([*CCL, "detect", *args], cwd=ROOT, capture_output=True, check=False, input=stdin)
     assert done.returncode == 0, done.stderr.decode()
     return done
 
@@ -122,6 +123,8 @@ def test_compressed_files_and_a_directory_read_as_one_input(tmp_path, geoip_db):
     first.write_bytes(gzip.compress(b"".join(lines[:third])))
     rest.write_bytes(b"".join(lines[third:]))
     assert detect("--events", str(first), "--events", str(rest), "--geoip-db", str(geoip_db)).stdout == expected
+    piped = gzip.compress(raw.read_bytes())
+    assert detect("--events", "-", "--geoip-db", str(geoip_db), stdin=piped).stdout == expected
 
 
 def test_unreadable_inputs_give_one_clear_error(tmp_path):
@@ -187,3 +190,27 @@ def test_a_tiny_sort_buffer_spills_to_disk_and_memory_stays_flat(big_and_small):
     runs = int(summary.split("sorted in ")[1].split(" runs")[0])
     assert runs >= 8  # ~90,000 events any rule can match, 10,000 at a time
     assert big_peak <= small_peak * 1.15, (small_peak, big_peak)  # ten times the events, the same memory
+    assert "\r" not in summary and "events read" not in summary  # no progress on a pipe
+
+
+def test_progress_is_drawn_on_a_terminal(big_and_small):
+    big, _ = big_and_small
+    leader, follower = pty.openpty()
+    with open(os.devnull, "wb") as devnull:
+        process = subprocess.Popen([*CCL, "detect", "--events", str(big), "--sort-buffer", "10000"], cwd=ROOT,
+                                   stdout=devnull, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert process.wait() == 0
+    lines = shown.decode().replace("\r\n", "\n").split("\r")  # the terminal writes newlines as \r\n
+    assert any("events read (" in line and "/s)" in line for line in lines), lines[:5]
+    assert lines[-1].strip().startswith("200,000 events")  # the progress line is wiped before the summary
