@@ -7,8 +7,9 @@ with new ids and times over 30 days and written newest-first, as a backfill writ
 Then runs `ccl detect` on each, end to end (start-up, reading, parsing, normalizing, sorting):
 the streaming path (default options: every CPU, the default sort buffer), and the whole-input
 path as it was before streaming (`--whole-input`: everything in memory, sorted at the end).
-Prints events/s and peak RSS (all processes of the run added up, sampled every 50 ms), the
-streaming/whole-input ratios, and checks that both wrote the same signals.
+Prints events/s, CPU time per event and peak RSS (all processes of the run added up, RSS sampled
+every 100 ms), the streaming/whole-input ratios, and checks that both wrote the same signals. On a
+machine shared with other work, events/s moves with the load; CPU per event much less so.
 
 The whole-input path holds every event in memory (~8 KB each): past --baseline-events (default
 1,000,000) it runs on the first part of the file only, and the ratio compares rates.
@@ -75,58 +76,54 @@ def head(path: Path, lines: int) -> Path:
 @dataclass
 class Run:
     seconds: float
+    cpu_seconds: float  # user + system, the run's processes added up
     peak_rss: int  # bytes, the run's processes added up
     signals_digest: str
     summary: str
 
 
 def tree_rss(root: int) -> int:
-    """Resident memory of `root` and every process under it."""
-    parents, rss = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """Resident memory of `root` and every process under it (their RSS added up: shared pages count twice)."""
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
         try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21]) * PAGE
-    total, family = 0, {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, parent in parents.items():
-            if parent in family and pid not in family:
-                family.add(pid)
-                changed = True
-    for pid in family:
-        total += rss.get(pid, 0)
+            with open(f"/proc/{pid}/statm", "rb") as statm:
+                total += int(statm.read().split()[1]) * PAGE
+            for thread in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{thread}/children", "rb") as children:
+                    pending.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
     return total
 
 
 def measure(arguments: list[str], out: Path) -> Run:
     started = time.perf_counter()
-    with out.open("wb") as stdout:
+    errors = out.with_suffix(".stderr")
+    with out.open("wb") as stdout, errors.open("wb") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "ccl", "detect", *arguments], cwd=ROOT, stdout=stdout,
-                                   stderr=subprocess.PIPE)
+                                   stderr=stderr)
         peak, done = 0, threading.Event()
 
         def sample() -> None:
             nonlocal peak
-            while not done.wait(0.05):
+            while not done.wait(0.1):
                 peak = max(peak, tree_rss(process.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, stderr = process.communicate()
+        _, status, usage = os.wait4(process.pid, 0)  # its usage includes the processes it waited for
+        process.returncode = os.waitstatus_to_exitcode(status)
         done.set()
         sampler.join()
     seconds = time.perf_counter() - started
+    text = errors.read_text()
     if process.returncode != 0:
-        sys.exit(f"ccl detect {' '.join(arguments)} failed ({process.returncode}): {stderr.decode()[-2000:]}")
+        sys.exit(f"ccl detect {' '.join(arguments)} failed ({process.returncode}): {text[-2000:]}")
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    return Run(seconds, peak, digest, stderr.decode().strip().splitlines()[-1])
+    return Run(seconds, usage.ru_utime + usage.ru_stime, max(peak, usage.ru_maxrss * 1024), digest,
+               text.strip().splitlines()[-1])
 
 
 def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path) -> None:
@@ -141,14 +138,15 @@ def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path) 
         check = measure(["--events", str(baseline_path)], work / f"{kind}-streaming-check.out")
         same = check.signals_digest == whole.signals_digest
     stream_rate, whole_rate = count / streaming.seconds, baseline_count / whole.seconds
-    print(f"    streaming:   {stream_rate:>9,.0f} events/s  peak RSS {streaming.peak_rss / 2**20:>7,.0f} MB  "
-          f"({count:,} in {streaming.seconds:.1f} s)  [{streaming.summary}]")
-    print(f"    whole-input: {whole_rate:>9,.0f} events/s  peak RSS {whole.peak_rss / 2**20:>7,.0f} MB  "
-          f"({baseline_count:,} in {whole.seconds:.1f} s)")
+    for name, run, events in (("streaming:  ", streaming, count), ("whole-input:", whole, baseline_count)):
+        print(f"    {name} {events / run.seconds:>9,.0f} events/s  peak RSS {run.peak_rss / 2**20:>7,.0f} MB  "
+              f"({events:,} in {run.seconds:.1f} s, {run.cpu_seconds * 1e6 / events:,.0f} CPU-µs per event)")
+    print(f"    [{streaming.summary}]")
     target = {"raw": 4.0, "normalized": 1.8}[kind]
     ratio = stream_rate / whole_rate
+    cpu_ratio = (whole.cpu_seconds / baseline_count) / (streaming.cpu_seconds / count)
     print(f"    ratio:       {ratio:>9.2f}x events/s (target {target}x: {'meets' if ratio >= target else 'MISSES'}), "
-          f"{whole.peak_rss / max(streaming.peak_rss, 1):.1f}x less memory; "
+          f"{cpu_ratio:.2f}x less CPU per event, {whole.peak_rss / max(streaming.peak_rss, 1):.1f}x less memory; "
           f"signals {'identical' if same else 'DIFFERENT'}", flush=True)
     if not same:
         sys.exit("the streaming path and the whole-input path disagree")
