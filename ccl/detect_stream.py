@@ -70,7 +70,7 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     report = StreamReport()
     progress = progress or Progress()
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
-    with closing(sorter):
+    try:
         _read_and_sort(sources, engine, line_filter, settings, sorter, report, problem, progress)
         report.runs_on_disk = sorter.runs_written
         for fed, (moment, _, payload) in enumerate(sorter.sorted_items(), start=1):
@@ -82,7 +82,9 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
                 if progress.due():
                     progress.show(_status(report, fed, progress, sorter.items))
         _emit_all(engine.finish(), emit, report)
-    progress.clear()
+    finally:
+        sorter.close()
+        progress.clear()
     return report
 
 
