@@ -1,11 +1,13 @@
 """`ccl detect` over inputs of any size: memory bounded by the sort buffer and the rules' state.
 
-    lines (files, directories, stdin; gzip/zstd)
+    lines (files, directories, stdin; gzip/zstd; plain files newest first are read from the end)
       -> LineFilter: lines no rule can match are dropped unparsed (raw ones by `type`)
-      -> Preparer on `jobs` processes, in input order: parse, normalize if raw, time, keep what rules read
+      -> Preparer on `jobs` processes, in reading order: parse, normalize if raw, time, match, keep
+         the attributes the matching rules read
       -> ExternalSorter: (time, input position) order; runs spill to temporary files past the buffer
-      -> Engine.feed, event after event; every FORGET_EVERY events the engine forgets what no window
-         can reach, and signals that can no longer change are written out, in the order they were raised.
+         and, while the events arrive in that order anyway, InOrderFeed runs the engine alongside
+      -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
+         window can reach, and signals that can no longer change are written out in the order raised.
 
 The signals are the same, in the same order, as the whole-input path's (Engine.run over every event
 in memory); tests/test_detect_stream.py checks it on every rule test and on the simulator's stories.
@@ -20,17 +22,22 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from ccl.detect_prepare import NORMALIZED, LineFilter, Preparer, deserialize
-from ccl.engine import Engine, Signal
-from ccl.event_files import Source, read_lines
+from ccl.engine import Engine, event_time
+from ccl.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
 from ccl.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
+from ccl.in_order import InOrderFeed
 from ccl.ordered_pool import ordered_map
 from ccl.progress import Progress
 from ccl.rules import Rule
 
 BATCH_LINES = 500
 FORGET_EVERY = 20_000
+SignalJson = dict[str, Any]
 
 
 def default_jobs() -> int:
@@ -55,101 +62,144 @@ class StreamReport:
     skipped: int = 0  # of which no rule can match
     bad_lines: int = 0
     signals: int = 0
-    runs_on_disk: int = 0
+    runs_on_disk: int = 0  # when the events had to be sorted
+    in_order: str = ""  # "oldest first" or "newest first" when they did not
 
 
 def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSettings,
-                  emit: Callable[[Signal], None], problem: Callable[[str], None],
+                  emit: Callable[[SignalJson], None], problem: Callable[[str], None],
                   progress: Progress | None = None) -> StreamReport:
-    """Run `rules` over every event of `sources`; `emit` gets each signal once it is final.
+    """Run `rules` over every event of `sources`; `emit` gets each signal (as JSON) once it is final.
 
     Raises InputError (unreadable input), GeoIpError or VrlError (normalizer), SortSpaceError.
     """
-    engine = Engine(rules)
-    line_filter = LineFilter(engine.event_names())
     report = StreamReport()
     progress = progress or Progress()
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
+    backwards = _newest_first(sources)
+    feed = InOrderFeed(Engine(rules), settings.forget_every)
     try:
-        _read_and_sort(sources, engine, line_filter, settings, sorter, report, problem, progress)
+        _read(sources, backwards, rules, settings, sorter, feed, report, problem, progress)
+        if feed.alive:
+            report.in_order = "newest first" if backwards else "oldest first"
+            for signal in feed.finish():
+                _emit(signal, emit, report)
+            return report
         report.runs_on_disk = sorter.runs_written
+        engine = Engine(rules)
         for fed, (moment, _, payload) in enumerate(sorter.sorted_items(), start=1):
             matches, event = deserialize(payload)
             engine.feed_matched(moment, event, matches)
             if fed % settings.forget_every == 0:
                 engine.forget_before(moment)
-                _emit_all(engine.take_finished(), emit, report)
+                for signal in engine.take_finished():
+                    _emit(signal.to_json(), emit, report)
                 if progress.due():
-                    progress.show(_status(report, fed, progress, sorter.items))
-        _emit_all(engine.finish(), emit, report)
+                    progress.show(f"{report.events:,} events read, {fed:,} of {sorter.items:,} through the "
+                                  f"rules, {report.signals:,} signals so far")
+        for signal in engine.finish():
+            _emit(signal.to_json(), emit, report)
     finally:
+        if feed.alive:
+            feed.give_up()
         sorter.close()
         progress.clear()
     return report
 
 
-def _read_and_sort(sources: list[Source], engine: Engine, line_filter: LineFilter, settings: StreamSettings,
-                   sorter: ExternalSorter, report: StreamReport, problem: Callable[[str], None],
-                   progress: Progress) -> None:
-    names: deque[str] = deque()  # the source of each batch in flight, in order
-    batches = _batches(sources, line_filter, names, report)
+def _emit(signal: SignalJson, emit: Callable[[SignalJson], None], report: StreamReport) -> None:
+    emit(signal)
+    report.signals += 1
+
+
+def _newest_first(sources: list[Source]) -> bool:
+    """Whether to read backwards: plain files whose first event is later than their last."""
+    if not sources or not all(is_plain_file(source) for source in sources):
+        return False
+    first = next((line for _, line in read_lines(sources[0]) if line.strip()), None)
+    last = next((line for _, line in read_lines_backwards(sources[-1], count_lines(sources[-1].path))  # type: ignore[arg-type]
+                 if line.strip()), None)
+    first_time, last_time = _rough_time(first), _rough_time(last)
+    return first_time is not None and last_time is not None and first_time > last_time
+
+
+def _rough_time(line: bytes | None) -> float | None:
+    """The time of a raw or normalized line, to guess the input's order (the engine's own comes later)."""
+    try:
+        value = orjson.loads(line) if line else None
+    except ValueError:
+        return None
+    return event_time(value) if isinstance(value, dict) else None
+
+
+def _read(sources: list[Source], backwards: bool, rules: list[Rule], settings: StreamSettings,
+          sorter: ExternalSorter, feed: InOrderFeed, report: StreamReport, problem: Callable[[str], None],
+          progress: Progress) -> None:
+    global _preparer
+    matcher = Engine(rules)
+    line_filter = LineFilter(matcher.event_names())
+    in_flight: deque[tuple[str, int, list[int]]] = deque()  # per batch: source, its first line's position, numbers
+    batches = _batches(sources, backwards, line_filter, in_flight, report)
     first = next(batches, None)
     if first is not None:
-        global _preparer
-        _preparer = Preparer(engine, settings.geoip_db)
+        _preparer = Preparer(matcher, settings.geoip_db)
         if any(not NORMALIZED.search(line) for _, line in first):
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
-        sequence = 0
         with closing(ordered_map(_prepare, itertools.chain([first], batches), settings.jobs)) as prepared:
             for results in prepared:
-                name = names.popleft()
-                for result in results:
+                name, offset, numbers = in_flight.popleft()
+                for number, result in zip(numbers, results, strict=True):
                     if result is None:  # no time, or no rule's query matches it: the engine would ignore it
                         continue
                     if type(result[1]) is str:
                         report.bad_lines += 1
-                        problem(f"{name}:{result[0]}: {result[1]}; line skipped")
+                        problem(f"{name}:{number}: {result[1]}; line skipped")
                         continue
-                    sorter.add(result[0], sequence, result[1])  # type: ignore[arg-type]
-                    sequence += 1
+                    moment, payload = result
+                    sorter.add(moment, offset + number, payload)  # type: ignore[arg-type]
+                    feed.add(moment, offset + number, payload)  # type: ignore[arg-type]
                 if progress.due():
-                    progress.show(_status(report, 0, progress, 0))
+                    progress.show(f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s), "
+                                  f"{feed.signals if feed.alive else 0:,} signals so far")
         _preparer = None
     report.skipped = line_filter.skipped
     report.events -= report.bad_lines
 
 
-def _batches(sources: list[Source], line_filter: LineFilter, names: deque[str],
-             report: StreamReport) -> Iterator[list[tuple[int, bytes]]]:
+def _batches(sources: list[Source], backwards: bool, line_filter: LineFilter,
+             in_flight: deque[tuple[str, int, list[int]]], report: StreamReport) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of the lines some rule may match, noting in `in_flight` where each comes from.
+
+    A line's position in the whole input (its source's offset plus its number) breaks ties in time.
+    """
     needed = line_filter.needed
-    for source in sources:
+    if backwards:
+        totals = [count_lines(source.path) for source in sources]  # type: ignore[arg-type]
+        offsets = list(itertools.accumulate([0, *totals[:-1]]))
+        order = [(source, offsets[i], read_lines_backwards(source, totals[i])) for i, source in enumerate(sources)]
+        order.reverse()
+    else:
+        order = [(source, -1, read_lines(source)) for source in sources]
+    offset = 0
+    for source, known_offset, lines in order:
+        offset = known_offset if known_offset >= 0 else offset
         batch: list[tuple[int, bytes]] = []
-        for number, line in read_lines(source):
+        number = 0
+        for number, line in lines:
             if not line.strip():
                 continue
             report.events += 1  # unusable lines are taken off at the end
             if needed(line):
                 batch.append((number, line))
                 if len(batch) >= BATCH_LINES:
-                    names.append(source.name)
+                    in_flight.append((source.name, offset, [n for n, _ in batch]))
                     yield batch
                     batch = []
         if batch:
-            names.append(source.name)
+            in_flight.append((source.name, offset, [n for n, _ in batch]))
             yield batch
-
-
-def _emit_all(signals: list[Signal], emit: Callable[[Signal], None], report: StreamReport) -> None:
-    for signal in signals:
-        emit(signal)
-        report.signals += 1
-
-
-def _status(report: StreamReport, fed: int, progress: Progress, total: int) -> str:
-    if not total:
-        return f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s)"
-    return (f"{report.events:,} events read, {fed:,} of {total:,} through the rules, "
-            f"{report.signals:,} signals so far")
+        if not backwards:
+            offset += number
 
 
 # -- in each process of the pool ------------------------------------------------------------------

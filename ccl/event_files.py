@@ -118,6 +118,50 @@ class _ZstdFrames(io.RawIOBase):
         super().close()
 
 
+def is_plain_file(source: Source) -> bool:
+    """A regular, uncompressed file: one that can be read backwards."""
+    if source.path is None or not source.path.is_file():
+        return False
+    with source.path.open("rb") as file:
+        magic = file.read(4)
+    return not (magic.startswith(GZIP_MAGIC) or magic == ZSTD_MAGIC)
+
+
+def count_lines(path: Path) -> int:
+    """Lines as `read_lines` numbers them (a last line without a newline counts)."""
+    count, last = 0, b"\n"
+    with path.open("rb") as file:
+        while block := file.read(READ_BUFFER):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def read_lines_backwards(source: Source, total: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) from the last line to the first, numbered as `read_lines` does; `total` from count_lines."""
+    assert source.path is not None
+    try:
+        file = source.path.open("rb")
+    except OSError as error:
+        raise InputError(f"{source.name}: {error.strerror}") from None
+    with file:
+        end = file.seek(0, 2)
+        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
+            end -= 1  # the last newline ends the last line; it does not start another
+        position, pending, number = end, b"", total
+        while position > 0:
+            size = min(READ_BUFFER, position)
+            position -= size
+            file.seek(position)
+            parts = (file.read(size) + pending).split(b"\n")
+            pending = parts[0]
+            for line in reversed(parts[1:]):
+                yield number, line
+                number -= 1
+        if end:
+            yield number, pending
+
+
 def read_lines(source: Source) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every line of the source; a corrupt compressed stream is an InputError."""
     stream = open_binary(source)

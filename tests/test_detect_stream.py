@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import pty
@@ -16,7 +17,7 @@ import zstandard
 
 from ccl.assets import load_all
 from ccl.detect_stream import StreamSettings, detect_stream
-from ccl.engine import Engine, event_time
+from ccl.engine import Engine
 from ccl.event_files import find_sources
 from ccl.normalize import Normalizer
 from ccl.rules import build_rule
@@ -40,46 +41,41 @@ def stream(paths: list[Path], rules, **settings) -> list[dict]:
     signals: list[dict] = []
     problems: list[str] = []
     detect_stream(find_sources([str(path) for path in paths]), rules, StreamSettings(**settings),
-                  lambda signal: signals.append(signal.to_json()), problems.append)
+                  signals.append, problems.append)
     assert problems == []
     return signals
 
 
 def test_every_rule_test_gives_the_same_signals_streamed_as_whole(tmp_path):
-    """Shuffled input, a sort buffer of 3 (so every test spills and merges), and the engine told to
-    forget after every event: forgetting and sorting out of core change nothing."""
+    """Each test's events in time order (detected while reading) and shuffled (sorted with a buffer of
+    3, so that every test spills and merges), the engine told to forget after every event: neither
+    forgetting nor sorting out of core changes a signal."""
     normalizer = Normalizer()
     compared = fired = 0
     for rule in rules_of_the_repository():
         for number, test in enumerate(rule.tests):
             events = build_events(rule.id, test, normalizer)
-            random.Random(number).shuffle(events)  # the same order for both paths: ties keep input order
-            whole = [signal.to_json() for signal in Engine([_enabled(rule)]).run(events)]
-            path = write_ndjson(tmp_path / f"{rule.id}-{number}.ndjson", events)
-            streamed = stream([path], [_enabled(rule)], jobs=1, sort_buffer=3, forget_every=1)
-            assert streamed == whole, f"{rule.id}: {test['name']}"
+            for order in ("in order", "shuffled"):
+                if order == "shuffled":
+                    random.Random(number).shuffle(events)  # the same order for both paths: ties keep input order
+                whole = [signal.to_json() for signal in Engine([_enabled(rule)]).run(events)]
+                path = write_ndjson(tmp_path / f"{rule.id}-{number}.ndjson", events)
+                streamed = stream([path], [_enabled(rule)], jobs=1, sort_buffer=3, forget_every=1)
+                assert streamed == whole, f"{rule.id}: {test['name']} ({order})"
             compared += 1
             fired += bool(whole)
     assert compared >= 70 and fired >= 35  # every rule has a test that fires and one that does not
 
 
-def test_signals_are_written_as_soon_as_no_event_can_change_them(tmp_path):
-    rule = next(rule for rule in rules_of_the_repository() if rule.id == "sso-brute-force-then-success")
-    attack = build_events(rule.id, rule.tests[0], Normalizer())
-    events = [{**event, "id": f"{event['id']}-day{day}", "timestamp": _iso(event_time(event) + day * 86400)}
-              for day in range(3) for event in attack]  # the same attack on three days: three signals
-    path = write_ndjson(tmp_path / "days.ndjson", events)
-    final_when_written = []
-    detect_stream(find_sources([str(path)]), [rule], StreamSettings(jobs=1, forget_every=1),
-                  lambda signal: final_when_written.append(signal.closed), lambda _: None)
-    assert len(Engine([rule]).run(events)) == 3
-    assert final_when_written == [True, True, False]  # the last one is written when the input ends
-
-
-def simulator_history(path: Path, hours: float = 4, seed: int = 7) -> Path:
-    """The simulator's history with every attack story, newest first (as a collector's pages)."""
+def simulator_history(path: Path, hours: float = 2, seed: int = 7, page: int | None = None) -> Path:
+    """The simulator's history with every attack story, newest first (as a backfill writes it) or, with
+    `page`, as a collector catching up writes it: pages newest first inside, oldest page first."""
     simulator = Simulator(seed=seed, rate=0.3, history=hours * 3600, scenarios=list(SCENARIOS), record_requests=False)
     activities = sorted(simulator.store.all_activities(), key=lambda a: (a["created_at"], a["id"]), reverse=True)
+    if page:
+        oldest_first = activities[::-1]
+        activities = [item for start in range(0, len(oldest_first), page)
+                      for item in reversed(oldest_first[start:start + page])]
     return write_ndjson(path, activities)
 
 
@@ -90,16 +86,21 @@ def detect(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProces
 
 
 def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path, geoip_db):
-    raw = simulator_history(tmp_path / "raw.ndjson")
     geoip = ("--geoip-db", str(geoip_db))
+    raw = simulator_history(tmp_path / "raw.ndjson")
     whole = detect("--whole-input", "--events", str(raw), *geoip)
-    streamed = detect("--events", str(raw), "--sort-buffer", "500", "--jobs", "2", *geoip)
     fired = {json.loads(line)["rule"] for line in whole.stdout.splitlines()}
     assert {"sso-brute-force-then-success", "compliance-logging-disabled", "impossible-travel-sign-in",
             "bulk-chat-access"} <= fired
-    assert streamed.stdout == whole.stdout
-    summary = streamed.stderr.decode()
-    assert "runs on disk" in summary and " 0 no rule can match" not in summary  # raw lines skipped by type
+    backfill = detect("--events", str(raw), "--sort-buffer", "500", "--jobs", "2", *geoip)
+    assert backfill.stdout == whole.stdout
+    assert "already in time order (newest first)" in backfill.stderr.decode()
+    assert " 0 no rule can match" not in backfill.stderr.decode()  # raw lines skipped by type
+
+    pages = simulator_history(tmp_path / "pages.ndjson", page=200)  # ties in time now come in another order
+    catch_up = detect("--events", str(pages), "--sort-buffer", "500", "--jobs", "2", *geoip)
+    assert catch_up.stdout == detect("--whole-input", "--events", str(pages), *geoip).stdout
+    assert "runs on disk" in catch_up.stderr.decode()
 
     normalized = tmp_path / "normalized.ndjson"
     normalized.write_bytes(subprocess.run([*CCL, "normalize", str(raw), *geoip], cwd=ROOT, capture_output=True,
@@ -143,7 +144,7 @@ def test_unreadable_inputs_give_one_clear_error(tmp_path):
 # -- bounded memory -------------------------------------------------------------------------------
 
 def normalized_history(path: Path, count: int) -> Path:
-    """`count` normalized events of the simulator's mix over 30 days, newest first (built from a sample)."""
+    """`count` normalized events of the simulator's mix over 30 days in pages of 1,000 (built from a sample)."""
     from ccl.simulator.generator import ActivityFactory
     from ccl.simulator.population import Population
 
@@ -154,8 +155,9 @@ def normalized_history(path: Path, count: int) -> Path:
     templates = [orjson.dumps({**event, "id": "@ID@", "timestamp": "@TIME@"}, option=orjson.OPT_SORT_KEYS)
                  for event in sample]  # keys sorted, as Vector writes JSON
     start, step = 1_767_225_600.0, 30 * 86400 / count  # 2026-01-01, 30 days
+    pages = [range(first, min(first + 1000, count))[::-1] for first in range(0, count, 1000)]
     with path.open("wb") as out:
-        for index in reversed(range(count)):
+        for index in itertools.chain(*pages):  # as a collector catching up writes: pages newest first inside
             line = templates[index % len(templates)].replace(b"@ID@", b"activity_rss%09d" % index)
             out.write(line.replace(b"@TIME@", _iso(start + index * step).encode()) + b"\n")
     return path

@@ -13,7 +13,7 @@ from ccl.commands.normalize import read_ndjson
 from ccl.commands.validate import load_valid
 from ccl.detect_prepare import is_normalized
 from ccl.detect_stream import StreamSettings, detect_stream
-from ccl.engine import Engine, Signal
+from ccl.engine import Engine
 from ccl.event_files import InputError, Source, find_sources, open_binary
 from ccl.external_sort import SortSpaceError
 from ccl.geoip import GeoIpError
@@ -43,14 +43,18 @@ def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, who
     except KeyboardInterrupt:
         print("\ninterrupted; the signals written so far are final, the others were not written", file=sys.stderr)
         return 130
-    on_disk = f"; sorted in {report.runs_on_disk:,} runs on disk" if report.runs_on_disk else ""
+    order = ""
+    if report.in_order:
+        order = f"; already in time order ({report.in_order}): detected while reading, nothing sorted"
+    elif report.runs_on_disk:
+        order = f"; sorted in {report.runs_on_disk:,} runs on disk"
     print(f"{report.events:,} events ({report.skipped:,} no rule can match), {len(rules)} rules, "
-          f"{report.signals} signals{on_disk}", file=sys.stderr)
+          f"{report.signals} signals{order}", file=sys.stderr)
     return 2 if report.bad_lines else 0
 
 
-def _write_signal(signal: Signal) -> None:
-    sys.stdout.write(json.dumps(signal.to_json(), ensure_ascii=False) + "\n")
+def _write_signal(signal: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(signal, ensure_ascii=False) + "\n")
 
 
 def _problem(message: str) -> None:
@@ -110,7 +114,7 @@ def run_whole_input(sources: list[Source], rules: list[Rule], geoip_db: Path | N
     finally:
         gc.enable()
     for signal in signals:
-        _write_signal(signal)
+        _write_signal(signal.to_json())
     print(f"{len(events) + skipped:,} events ({skipped:,} no rule can match), {len(rules)} rules, "
           f"{len(signals)} signals", file=sys.stderr)
     return 2 if bad else 0
