@@ -16,7 +16,9 @@ Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
 - impossible_travel: per user (group_by), two consecutive located events more than 500 km apart at
   more than 1,000 km/h raise a signal. With `baseline_user_locations`, a user's first 24 hours only
   teach locations, and hops between locations known from that baseline are not signalled.
-Events are processed in time order (the engine sorts them), never by wall clock.
+Events are processed in time order (the engine sorts them), never by wall clock. A streaming run
+(ccl/detect_stream.py) feeds them already sorted and calls `forget_before(t)` now and then: each
+detector drops what no event at t or later can reach, so memory follows the rules, not the input.
 """
 
 from __future__ import annotations
