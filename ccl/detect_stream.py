@@ -76,12 +76,12 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     report = StreamReport()
     progress = progress or Progress()
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
-    backwards = _newest_first(sources)
+    totals = _backwards(sources)
     feed = InOrderFeed(Engine(rules), settings.forget_every)
     try:
-        _read(sources, backwards, rules, settings, sorter, feed, report, problem, progress)
+        _read(sources, totals, rules, settings, sorter, feed, report, problem, progress)
         if feed.alive:
-            report.in_order = "newest first" if backwards else "oldest first"
+            report.in_order = "newest first" if totals else "oldest first"
             for signal in feed.finish():
                 _emit(signal, emit, report)
             return report
@@ -112,15 +112,18 @@ def _emit(signal: SignalJson, emit: Callable[[SignalJson], None], report: Stream
     report.signals += 1
 
 
-def _newest_first(sources: list[Source]) -> bool:
-    """Whether to read backwards: plain files whose first event is later than their last."""
+def _backwards(sources: list[Source]) -> list[int] | None:
+    """Each source's line count if the input should be read backwards (plain files whose first event
+    is later than their last), else None."""
     if not sources or not all(is_plain_file(source) for source in sources):
-        return False
+        return None
+    last_total = count_lines(sources[-1].path)  # type: ignore[arg-type]
     first = next((line for _, line in read_lines(sources[0]) if line.strip()), None)
-    last = next((line for _, line in read_lines_backwards(sources[-1], count_lines(sources[-1].path))  # type: ignore[arg-type]
-                 if line.strip()), None)
+    last = next((line for _, line in read_lines_backwards(sources[-1], last_total) if line.strip()), None)
     first_time, last_time = _rough_time(first), _rough_time(last)
-    return first_time is not None and last_time is not None and first_time > last_time
+    if first_time is None or last_time is None or first_time <= last_time:
+        return None
+    return [count_lines(source.path) for source in sources[:-1]] + [last_total]  # type: ignore[arg-type]
 
 
 def _rough_time(line: bytes | None) -> float | None:
@@ -132,14 +135,14 @@ def _rough_time(line: bytes | None) -> float | None:
     return event_time(value) if isinstance(value, dict) else None
 
 
-def _read(sources: list[Source], backwards: bool, rules: list[Rule], settings: StreamSettings,
+def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], settings: StreamSettings,
           sorter: ExternalSorter, feed: InOrderFeed, report: StreamReport, problem: Callable[[str], None],
           progress: Progress) -> None:
     global _preparer
     matcher = Engine(rules)
     line_filter = LineFilter(matcher.event_names())
     in_flight: deque[tuple[str, int, list[int]]] = deque()  # per batch: source, its first line's position, numbers
-    batches = _batches(sources, backwards, line_filter, in_flight, report)
+    batches = _batches(sources, totals, line_filter, in_flight, report)
     first = next(batches, None)
     if first is not None:
         _preparer = Preparer(matcher, settings.geoip_db)
@@ -166,15 +169,14 @@ def _read(sources: list[Source], backwards: bool, rules: list[Rule], settings: S
     report.events -= report.bad_lines
 
 
-def _batches(sources: list[Source], backwards: bool, line_filter: LineFilter,
+def _batches(sources: list[Source], totals: list[int] | None, line_filter: LineFilter,
              in_flight: deque[tuple[str, int, list[int]]], report: StreamReport) -> Iterator[list[tuple[int, bytes]]]:
     """Batches of the lines some rule may match, noting in `in_flight` where each comes from.
 
     A line's position in the whole input (its source's offset plus its number) breaks ties in time.
     """
     needed = line_filter.needed
-    if backwards:
-        totals = [count_lines(source.path) for source in sources]  # type: ignore[arg-type]
+    if totals:
         offsets = list(itertools.accumulate([0, *totals[:-1]]))
         order = [(source, offsets[i], read_lines_backwards(source, totals[i])) for i, source in enumerate(sources)]
         order.reverse()
@@ -198,7 +200,7 @@ def _batches(sources: list[Source], backwards: bool, line_filter: LineFilter,
         if batch:
             in_flight.append((source.name, offset, [n for n, _ in batch]))
             yield batch
-        if not backwards:
+        if not totals:
             offset += number
 
 

@@ -7,7 +7,6 @@ the `zstandard` package (part of the `tool` extra); gzip needs nothing.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import io
 import sys
@@ -128,7 +127,6 @@ def is_plain_file(source: Source) -> bool:
     return not (magic.startswith(GZIP_MAGIC) or magic == ZSTD_MAGIC)
 
 
-@functools.lru_cache(maxsize=64)
 def count_lines(path: Path) -> int:
     """Lines as `read_lines` numbers them (a last line without a newline counts)."""
     count, last = 0, b"\n"
