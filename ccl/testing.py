@@ -95,12 +95,17 @@ def run_rule_tests(rule: Rule, normalizer: Normalizer) -> list[TestOutcome]:
     outcomes = []
     for test in rule.tests:
         events = build_events(rule.id, test, normalizer)
-        tested = enabled_copy(rule)
-        if "deployed_at" in test:
-            tested.deployed_at = TEST_START + parse_duration(str(test["deployed_at"]))
-        signals = Engine([tested]).run(events)
+        signals = Engine([rule_under_test(rule, test)]).run(events)
         outcomes.append(_judge(rule, test, signals))
     return outcomes
+
+
+def rule_under_test(rule: Rule, test: dict[str, Any]) -> Rule:
+    """The rule as `test` runs it: enabled, and deployed when the test says (new value learning)."""
+    tested = enabled_copy(rule)
+    if "deployed_at" in test:
+        tested.deployed_at = TEST_START + parse_duration(str(test["deployed_at"]))
+    return tested
 
 
 def enabled_copy(rule: Rule) -> Rule:
