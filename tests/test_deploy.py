@@ -1,7 +1,7 @@
 """`ccl plan`, `ccl deploy` and `ccl test --remote` against recorded Datadog exchanges.
 
 The cassettes (tests/cassettes/test_deploy/) were recorded against the local fake of the Datadog
-API in tests/fake_datadog.py, with both keys filtered out:
+API in ccl/datadog/fake.py (what `ccl simulate --datadog` serves), with both keys filtered out:
     .venv/bin/python -m pytest tests/test_deploy.py --record-mode=rewrite
 To record against a real org instead, export DD_API_KEY, DD_APP_KEY and DD_API_URL (e.g.
 https://api.datadoghq.com) and set CCL_RECORD_REAL_ORG=1; the scenarios that inject faults (429,
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from ccl.cli import cli
 from ccl.datadog.client import SITES, ConfigError, api_url
 from tests.conftest import ROOT
-from tests.fake_datadog import FakeDatadog
+from ccl.datadog.fake import FakeDatadog
 
 API_KEY = "ccltestapikey" + "0" * 19
 APP_KEY = "ccltestappkey" + "0" * 27

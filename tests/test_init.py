@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CCL
-from tests.fake_datadog import FakeDatadog
+from ccl.datadog.fake import FakeDatadog
 
 API_KEY = "cclinitapikey" + "0" * 19
 APP_KEY = "cclinitappkey" + "0" * 27

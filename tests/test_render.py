@@ -23,7 +23,7 @@ from datadog_api_client.v2.model.security_monitoring_rule_update_payload import 
 
 from ccl.render import rule_update_payload
 from tests.conftest import CCL, ROOT
-from tests.fake_datadog import FakeDatadog
+from ccl.datadog.fake import FakeDatadog
 
 MODELS = {"rules": SecurityMonitoringRuleCreatePayload, "dashboards": Dashboard, "monitors": Monitor,
           "pipelines": LogsPipeline, "rule updates": SecurityMonitoringRuleUpdatePayload}
