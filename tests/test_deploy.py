@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from ccl.cli import cli
 from ccl.datadog.client import SITES, ConfigError, api_url
-from tests.conftest import ROOT
 from ccl.datadog.fake import FakeDatadog
+from tests.conftest import ROOT
 
 API_KEY = "ccltestapikey" + "0" * 19
 APP_KEY = "ccltestappkey" + "0" * 27

@@ -22,9 +22,9 @@ from ccl.datadog import apply as apply_module
 from ccl.datadog import client as client_module
 from ccl.datadog.apply import apply
 from ccl.datadog.client import DatadogClient
+from ccl.datadog.fake import EPOCH_MS, FakeDatadog
 from ccl.deploy import build_plan
 from tests.conftest import ROOT
-from ccl.datadog.fake import EPOCH_MS, FakeDatadog
 
 API_KEY = "ccltestapikey" + "1" * 19
 APP_KEY = "ccltestappkey" + "1" * 27
