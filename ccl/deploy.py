@@ -31,7 +31,7 @@ ORDER = ["pipeline", "dashboard", "monitor", "rule"]
 class Change:
     kind: str
     key: str
-    action: str  # create, update, delete, noop
+    action: str  # create, update, delete, noop; disable (a Datadog default rule, which cannot be deleted)
     title: str
     remote_id: str | None = None
     diff: list[str] = field(default_factory=list)
@@ -204,8 +204,9 @@ def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset],
         enabled = bool(item.get("isEnabled", True))
         ours = ", ".join(ours_by_default[rule_id])
         if disable and enabled:
-            plan.changes.append(Change("rule", rule_id, "update", str(item.get("name")), rule_id,
-                                       ["isEnabled: true -> false"], {"isEnabled": False}, disables_default=True))
+            plan.changes.append(Change("rule", rule_id, "disable", str(item.get("name")), rule_id,
+                                       ["isEnabled: true -> false"], {"isEnabled": False}, disables_default=True,
+                                       reason=f"Datadog default rule, superseded by ours: {ours}"))
         else:
             state = "enabled" if enabled else "already disabled"
             plan.notes.append(f"Datadog default rule {rule_id} {item.get('name')!r} ({state}) has the strategy of "
@@ -214,9 +215,11 @@ def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset],
 
 
 def render_plan(plan: Plan, verbose: bool = False) -> str:
-    symbols = {"create": "+", "update": "~", "delete": "-", "noop": "="}
+    symbols = {"create": "+", "update": "~", "delete": "-", "noop": "=", "disable": "x"}
+    disables = f", {plan.count('disable')} Datadog default rule{'s' if plan.count('disable') != 1 else ''} to " \
+               "disable" if plan.count("disable") else ""
     lines = [f"Plan against {plan.base_url}: {plan.count('create')} to create, {plan.count('update')} to update, "
-             f"{plan.count('delete')} to delete, {plan.count('noop')} unchanged"]
+             f"{plan.count('delete')} to delete{disables}, {plan.count('noop')} unchanged"]
     for change in plan.changes:
         if change.action == "noop" and not verbose:
             continue

@@ -176,8 +176,14 @@ def test_overlapping_default_rules_are_reported_and_can_be_disabled(org):
     plan = org.ccl("plan", "--only", "rules")
     assert "Datadog default rule def-000-wwq" in plan.output and "compliance-logging-disabled" in plan.output
     flagged = actions(org.ccl("plan", "--only", "rules", "--json", "--disable-overlapping-defaults"))
-    assert {"kind": "rule", "key": "def-000-wwq", "action": "update", "remote_id": "def-000-wwq"} in flagged
-    assert org.ccl("deploy", "--yes", "--only", "rules", "--disable-overlapping-defaults").exit_code == 0
+    assert {"kind": "rule", "key": "def-000-wwq", "action": "disable", "remote_id": "def-000-wwq"} in flagged
+    deployed = org.ccl("deploy", "--yes", "--only", "rules", "--disable-overlapping-defaults")
+    assert deployed.exit_code == 0
+    # Shown as what it is: a default rule disabled, not an update of one of ours.
+    assert ", 1 Datadog default rule to disable," in deployed.output.splitlines()[0]
+    assert "  x disable rule       def-000-wwq (id def-000-wwq): Datadog default rule, superseded by ours: " \
+           "compliance-logging-disabled" in deployed.output
+    assert "disable rule def-000-wwq (id def-000-wwq)" in deployed.output  # in the report of what was applied
     assert "already disabled" in org.ccl("plan", "--only", "rules").output
 
 
