@@ -187,9 +187,10 @@ def _note_integration_pipeline(plan: Plan, remote: list[dict[str, Any]]) -> None
         if is_integration_pipeline_for_our_source(item):
             plan.notes.append(
                 f"Datadog's integration pipeline {item.get('name')!r} (read-only, id {item.get('id')}) also processes "
-                "source:claude-compliance-logs. Pipelines run in order and both set the same attributes, so the "
-                "result is the same; disable one of them in Logs > Pipelines to save processing, ccl never "
-                "touches it.")
+                "source:claude-compliance-logs. Keep ours after it in Logs > Pipelines (ccl appends ours when it "
+                "creates it): ours then only adds evt.outcome, usr.identity, usr.kind and the log status, which "
+                "the rules need; before it, Datadog's would append the OCSF arrays a second time. Or disable "
+                "Datadog's: ours produces all it does. ccl never touches it.")
 
 
 def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset], disable: bool) -> None:
