@@ -25,6 +25,7 @@ def cli() -> None:
       export CCL_API_URL=http://127.0.0.1:8900 ANTHROPIC_COMPLIANCE_KEY=sk-ant-api01-demo-key-not-real
       ccl collect --once > activities.ndjson                # read the feed once, NDJSON on stdout
       ccl status                                            # where the collector stands
+      ccl simulate --datadog                                # a fake Datadog, for ccl plan and ccl deploy
     """
 
 
@@ -51,7 +52,10 @@ def backfill(args: tuple[str, ...]) -> None:
 @cli.command(context_settings=PASS_THROUGH, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def status(args: tuple[str, ...]) -> None:
-    """Describe a collector's state directory: cursor age, last success and error, counts."""
+    """Describe a collector's state directory; --check: healthy or not, exit 0 or 1 (for probes).
+
+    Run `ccl status --help` for every option (the same as `python -m collector status`).
+    """
     sys.exit(collector_cli.status_main(list(args), "ccl status"))
 
 

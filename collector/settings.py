@@ -193,15 +193,17 @@ Reads the Compliance API Activity Feed (GET /v1/compliance/activities) and write
 to stdout as one JSON line, exactly as the API returned it. Logs go to stderr as JSON lines.
 Run it as Vector's exec source (streaming mode), or by hand with --once.
 
-The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an argument.
+The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an argument. The file is
+read again before every request: replace it (mode 0600) to rotate the key without a restart.
 """
 
 COLLECT_EPILOG = """\
 exit codes:
   0  done (--once), or stopped by SIGTERM/SIGINT after saving
-  1  failed while running (API kept failing or looping, stdout closed, disk full with --once, ...)
-  2  usage or bad input (options, missing or readable key file, http:// to another host, corrupt
-     or locked state)
+  1  failed while running (API kept failing or looping, nothing answering at --api-url on the first
+     request, stdout closed, disk full with --once, ...)
+  2  usage or bad input (options, a key on the command line, missing or readable key file, http://
+     to another host, corrupt or locked state, state written by a newer collector)
   3  refused by the API: bad key (401/404), missing scope (403), Compliance API not enabled (400)
      (in follow mode a refusal is logged as ERROR and retried every --refused-retry instead)
 
