@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
-from collector.errors import EXIT_USAGE, CollectorError
-from collector.health import DEFAULT_MAX_LAG, json_report, judge, rfc3339, unusable
+from collector.errors import CollectorError
+from collector.health import DEFAULT_MAX_LAG
 from collector.log import JsonLog
-from collector.redact import Redactor
 from collector.settings import (
-    KEY_ENV,
     STATE_DIR_ENV,
     OptionParser,
     backfill_parser,
@@ -99,31 +94,7 @@ def status_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def status_main(argv: list[str], prog: str) -> int:
-    from collector.status import describe, render_text
+    from collector.health import run_status
 
     args = status_parser(prog).parse_args(argv)
-    redactor = Redactor()
-    redactor.add(os.environ.get(KEY_ENV, "").strip())
-    now = time.time()
-    try:
-        report = describe(args.state_dir, now=now, redactor=redactor)
-    except CollectorError as error:
-        problem = redactor.text(str(error))
-        if args.check:
-            verdict = unusable(problem)
-            print(json.dumps({"state_dir": str(args.state_dir), "checked_at": rfc3339(now),
-                              "health": verdict.as_json(args.max_lag)}, indent=2) if args.json else verdict.line())
-            return verdict.exit_code
-        print(f"error: {problem}", file=sys.stderr)
-        return error.exit_code if error.exit_code else EXIT_USAGE
-    verdict = judge(report, args.max_lag, args.allow_not_running, now) if args.check else None
-    if args.json:
-        shown = json_report(report, now)
-        if verdict is not None:
-            shown["health"] = verdict.as_json(args.max_lag)
-        print(json.dumps(shown, indent=2, default=str))
-    elif verdict is not None:
-        print(verdict.line())
-    else:
-        print(render_text(report, now))
-    return verdict.exit_code if verdict is not None else 0
+    return run_status(args.state_dir, args.json, args.check, args.max_lag, args.allow_not_running)

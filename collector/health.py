@@ -11,11 +11,18 @@ that stopped reading never completes a cycle and its lag grows.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from collector.errors import EXIT_USAGE, CollectorError
+from collector.redact import Redactor
+from collector.settings import KEY_ENV
 from collector.timeparse import format_rfc3339
 
 DEFAULT_MAX_LAG = 600.0
@@ -95,6 +102,35 @@ def json_report(report: dict[str, Any], now: float) -> dict[str, Any]:
     if isinstance(shown.get("backfill"), dict):
         shown["backfill"] = {**shown["backfill"], "started_at": rfc3339(shown["backfill"].get("started_at"))}
     return shown
+
+
+def run_status(state_dir: Path, as_json: bool, check: bool, max_lag: float, allow_not_running: bool) -> int:
+    """`status`: the report in words or JSON; with `check`, the verdict and its exit code."""
+    from collector.status import describe, render_text
+
+    redactor = Redactor()
+    redactor.add(os.environ.get(KEY_ENV, "").strip())
+    now = time.time()
+    try:
+        report = describe(state_dir, now=now, redactor=redactor)
+    except CollectorError as error:
+        problem = redactor.text(str(error))
+        if not check:
+            print(f"error: {problem}", file=sys.stderr)
+            return error.exit_code or EXIT_USAGE
+        verdict = unusable(problem)
+        print(json.dumps({"state_dir": str(state_dir), "checked_at": rfc3339(now),
+                          "health": verdict.as_json(max_lag)}, indent=2) if as_json else verdict.line())
+        return verdict.exit_code
+    verdict = judge(report, max_lag, allow_not_running, now) if check else None
+    if as_json:
+        shown = json_report(report, now)
+        if verdict is not None:
+            shown["health"] = verdict.as_json(max_lag)
+        print(json.dumps(shown, indent=2, default=str))
+    else:
+        print(verdict.line() if verdict is not None else render_text(report, now))
+    return verdict.exit_code if verdict is not None else 0
 
 
 def _one_line(text: str, limit: int = 500) -> str:
