@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,6 +26,7 @@ def cli() -> None:
       export CCL_API_URL=http://127.0.0.1:8900 ANTHROPIC_COMPLIANCE_KEY=sk-ant-api01-demo-key-not-real
       ccl collect --once > activities.ndjson                # read the feed once, NDJSON on stdout
       ccl status                                            # where the collector stands
+      ccl simulate --datadog                                # a fake Datadog, for ccl plan and ccl deploy
     """
 
 
@@ -51,13 +53,16 @@ def backfill(args: tuple[str, ...]) -> None:
 @cli.command(context_settings=PASS_THROUGH, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def status(args: tuple[str, ...]) -> None:
-    """Describe a collector's state directory: cursor age, last success and error, counts."""
+    """Describe a collector's state directory; --check: healthy or not, exit 0 or 1 (for probes).
+
+    Run `ccl status --help` for every option (the same as `python -m collector status`).
+    """
     sys.exit(collector_cli.status_main(list(args), "ccl status"))
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8900, show_default=True,
-              help="port on 127.0.0.1 (0 picks a free one)")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="port on 127.0.0.1 (0 picks a free one)  [default: 8900; 8901 with --datadog]")
 @click.option("--seed", type=int, default=0, show_default=True, help="same seed, same organization and history")
 @click.option("--rate", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="background activities per second (demo profile)")
@@ -74,11 +79,22 @@ def status(args: tuple[str, ...]) -> None:
 @click.option("--rate-limit", type=click.IntRange(min=1), default=600, show_default=True,
               help="requests per minute before 429")
 @click.option("--list-faults", is_flag=True, help="list fault kinds and scenarios, then exit")
-def simulate(**options: object) -> None:
-    """Serve a fake Compliance API on 127.0.0.1 that keeps the real contract."""
-    from ccl.commands.simulate import run_simulate
+@click.option("--datadog", is_flag=True,
+              help="serve a fake Datadog API instead (pipelines, dashboards, monitors, rules), to try "
+                   "`ccl plan` and `ccl deploy` without an account; prints the variables to export")
+def simulate(datadog: bool, **options: Any) -> None:
+    """Serve a fake Compliance API on 127.0.0.1 that keeps the real contract.
 
-    sys.exit(run_simulate(**options))
+    \b
+    With --datadog, a fake Datadog API instead, for plan and deploy:
+      ccl simulate --datadog &     # prints: export DD_API_URL=... DD_API_KEY=... DD_APP_KEY=...
+    """
+    from ccl.commands.simulate import run_fake_datadog, run_simulate
+
+    port = options.pop("port")
+    if datadog:
+        sys.exit(run_fake_datadog(8901 if port is None else port))
+    sys.exit(run_simulate(port=8900 if port is None else port, **options))
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -85,11 +86,80 @@ def main() -> int:
     step("5. The detection rules of detections/, run offline with Datadog's semantics")
     show_signals(normalized)
 
+    step("6. Deployed to a simulated Datadog (what `ccl simulate --datadog` serves): plan, deploy, plan again")
+    if not deploy_to_fake_datadog():
+        return 1
+
     step("Next")
-    print("   ccl status --state-dir .demo/state     # where the collector stands")
-    print("   ccl normalize .demo/activities.ndjson  # the same normalization, on any NDJSON")
-    print("   ccl simulate --scenario all            # serve the fake API yourself; it prints how to collect")
+    for line in next_steps():
+        print("   " + line)
     return 0
+
+
+def next_steps() -> list[str]:
+    """Commands to try, runnable as printed in this shell (ccl is on PATH only in an activated venv)."""
+    venv_bin = Path(sys.prefix) / "bin"
+    on_path = shutil.which("ccl") == str(venv_bin / "ccl")
+    commands = [] if on_path else [(f"source {_shown(venv_bin / 'activate')}", "puts ccl on PATH (once per shell)")]
+    commands += [
+        ("ccl status --state-dir .demo/state", "where the collector stands"),
+        ("ccl normalize .demo/activities.ndjson | head -1", "the same normalization, on any NDJSON"),
+        ("ccl simulate --scenario all", "serve the fake API yourself; it prints how to collect"),
+        ("ccl simulate --datadog", "a fake Datadog; it prints what to export for ccl plan and deploy"),
+    ]
+    width = max(len(command) for command, _ in commands)
+    return [f"{command:<{width}}  # {why}" for command, why in commands]
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory when it is below it (.venv/bin/activate)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def deploy_to_fake_datadog() -> bool:
+    """`ccl plan`, `ccl deploy --yes` and `ccl plan` against the fake Datadog; True if all went well."""
+    from ccl.commands.simulate import FAKE_DD_API_KEY, FAKE_DD_APP_KEY
+    from ccl.datadog.fake import FakeDatadog
+
+    fake = FakeDatadog(FAKE_DD_API_KEY, FAKE_DD_APP_KEY).start()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DD_")}
+    env.update({"DD_API_URL": fake.url, "DD_API_KEY": FAKE_DD_API_KEY, "DD_APP_KEY": FAKE_DD_APP_KEY})
+    print(f"   fake Datadog API on {fake.url}; DD_API_URL, DD_API_KEY and DD_APP_KEY point ccl at it")
+    try:
+        for number, args in enumerate((["plan"], ["deploy", "--yes"], ["plan"]), start=1):
+            done = subprocess.run([sys.executable, "-m", "ccl", *args], env=env, capture_output=True, text=True,
+                                  check=False)
+            saved = DEMO_DIR / f"{number}-{'-'.join(args).replace('--', '')}.txt"
+            saved.write_text(done.stdout + done.stderr)
+            print(f"   $ ccl {' '.join(args)}")
+            for line in _headline(done.stdout):
+                print(f"     {line}")
+            print(f"     (all of it -> {saved})")
+            if done.returncode != 0:
+                print(done.stderr, file=sys.stderr)
+                print(f"ccl {' '.join(args)} failed with exit code {done.returncode}", file=sys.stderr)
+                return False
+        if "0 to create, 0 to update, 0 to delete" not in done.stdout:
+            print("the second plan is not all unchanged", file=sys.stderr)
+            return False
+    finally:
+        fake.stop()
+    return True
+
+
+def _headline(output: str) -> list[str]:
+    """A plan's first line and how many notes it has; a deploy's report titles."""
+    lines = output.splitlines()
+    outcome = [line.rstrip(":") for line in lines if line.startswith(("applied (", "FAILED (", "not attempted ("))]
+    if outcome:
+        return outcome
+    notes = sum(line.startswith("  - ") for line in lines)
+    return [line for line in lines if line.startswith("Plan against")] + (
+        [f"and {notes} notes on what ccl found and leaves alone (Datadog's own pipeline and rules, lookalikes)"]
+        if notes else [])
 
 
 def normalize(activities: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ ORDER = ["pipeline", "dashboard", "monitor", "rule"]
 class Change:
     kind: str
     key: str
-    action: str  # create, update, delete, noop
+    action: str  # create, update, delete, noop; disable (a Datadog default rule, which cannot be deleted)
     title: str
     remote_id: str | None = None
     diff: list[str] = field(default_factory=list)
@@ -187,9 +187,10 @@ def _note_integration_pipeline(plan: Plan, remote: list[dict[str, Any]]) -> None
         if is_integration_pipeline_for_our_source(item):
             plan.notes.append(
                 f"Datadog's integration pipeline {item.get('name')!r} (read-only, id {item.get('id')}) also processes "
-                "source:claude-compliance-logs. Pipelines run in order and both set the same attributes, so the "
-                "result is the same; disable one of them in Logs > Pipelines to save processing, ccl never "
-                "touches it.")
+                "source:claude-compliance-logs. Keep ours after it in Logs > Pipelines (ccl appends ours when it "
+                "creates it): ours then only adds evt.outcome, usr.identity, usr.kind and the log status, which "
+                "the rules need; before it, Datadog's would append the OCSF arrays a second time. Or disable "
+                "Datadog's: ours produces all it does. ccl never touches it.")
 
 
 def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset], disable: bool) -> None:
@@ -204,8 +205,9 @@ def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset],
         enabled = bool(item.get("isEnabled", True))
         ours = ", ".join(ours_by_default[rule_id])
         if disable and enabled:
-            plan.changes.append(Change("rule", rule_id, "update", str(item.get("name")), rule_id,
-                                       ["isEnabled: true -> false"], {"isEnabled": False}, disables_default=True))
+            plan.changes.append(Change("rule", rule_id, "disable", str(item.get("name")), rule_id,
+                                       ["isEnabled: true -> false"], {"isEnabled": False}, disables_default=True,
+                                       reason=f"Datadog default rule, superseded by ours: {ours}"))
         else:
             state = "enabled" if enabled else "already disabled"
             plan.notes.append(f"Datadog default rule {rule_id} {item.get('name')!r} ({state}) has the strategy of "
@@ -214,9 +216,11 @@ def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset],
 
 
 def render_plan(plan: Plan, verbose: bool = False) -> str:
-    symbols = {"create": "+", "update": "~", "delete": "-", "noop": "="}
+    symbols = {"create": "+", "update": "~", "delete": "-", "noop": "=", "disable": "x"}
+    disables = f", {plan.count('disable')} Datadog default rule{'s' if plan.count('disable') != 1 else ''} to " \
+               "disable" if plan.count("disable") else ""
     lines = [f"Plan against {plan.base_url}: {plan.count('create')} to create, {plan.count('update')} to update, "
-             f"{plan.count('delete')} to delete, {plan.count('noop')} unchanged"]
+             f"{plan.count('delete')} to delete{disables}, {plan.count('noop')} unchanged"]
     for change in plan.changes:
         if change.action == "noop" and not verbose:
             continue

@@ -26,10 +26,15 @@ ACTIVITIES_PATH = "/v1/compliance/activities"
 PAGE_LIMIT = 5000
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+# --once and backfill: when the very first request of a run cannot connect at all (refused, no such
+# host), the URL is most likely wrong or nothing serves it: give up after this many attempts
+# (about 3 s) instead of --max-retry-time. Timeouts and 5xx still retry for --max-retry-time.
+UNREACHABLE_ATTEMPTS = 3
 # A page is parsed in memory (about 8 times its size at the peak): answers larger than this are
 # cut off and asked for again in smaller pages. At least one activity of --max-line-bytes must fit.
 MIN_RESPONSE_CAP = 32 << 20
 ERROR_BODY_CAP = 64 << 10
+API_URL_HINT = "CCL_API_URL"
 
 REFUSAL_ADVICE = {
     "auth": "the key is invalid, deactivated or expired: create a new key and restart the collector",
@@ -80,12 +85,18 @@ class Page:
 
 
 class TransientError(Exception):
-    """Worth retrying: 429, 5xx, timeouts, dropped connections, a garbled page."""
+    """Worth retrying: 429, 5xx, timeouts, dropped connections, a garbled page.
 
-    def __init__(self, message: str, retry_after: float | None = None, request_id: str | None = None):
+    `unreachable`: no connection could be made at all (refused, unknown host, no route), as
+    opposed to a timeout or a connection that broke.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, request_id: str | None = None,
+                 unreachable: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.request_id = request_id
+        self.unreachable = unreachable
 
 
 class ResponseTooLarge(Exception):
@@ -121,7 +132,9 @@ class ComplianceClient:
             },
             transport=transport,
         )
+        self.url = f"{api_url.rstrip('/')}{ACTIVITIES_PATH}"
         self.requests_sent = 0
+        self.answers_received = 0
         self.last_request_id: str | None = None
 
     def close(self) -> None:
@@ -131,11 +144,13 @@ class ComplianceClient:
         """One page, retried through transient failures until `give_up_after` seconds have passed."""
         started = time.monotonic()
         backoff = BACKOFF_START
+        attempts = 0
         while True:
             wait = self._budget.delay_before_next()
             if wait > 0:
                 self._sleep(wait)
             query = _with_limit(params, self._page_limit)
+            attempts += 1
             try:
                 return self._request_once(query)
             except ResponseTooLarge:
@@ -145,6 +160,10 @@ class ComplianceClient:
                 delay = failure.retry_after if failure.retry_after is not None else backoff
                 backoff = min(BACKOFF_MAX, backoff * 2)
                 elapsed = time.monotonic() - started
+                never_reached = failure.unreachable and self.answers_received == 0
+                if give_up_after is not None and never_reached and attempts >= UNREACHABLE_ATTEMPTS:
+                    raise ApiFailure(f"{failure}; is --api-url (or {API_URL_HINT}) right, and is the API reachable "
+                                     "from this host?") from None
                 if give_up_after is not None and elapsed + delay > give_up_after:
                     raise ApiFailure(
                         f"gave up after {elapsed:.0f}s of retries: {failure}", failure.request_id
@@ -176,10 +195,13 @@ class ComplianceClient:
             with Deadline(self._timeout):
                 status, headers, content = self._get(params)
         except (httpx.TimeoutException, DeadlineExceeded) as exc:
-            raise TransientError(f"timed out: no complete answer within {self._timeout:g}s "
+            raise TransientError(f"{self.url}: timed out, no complete answer within {self._timeout:g}s "
                                  f"({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            raise TransientError(f"cannot connect to {self.url} ({_reason(exc)})", unreachable=True) from None
         except httpx.TransportError as exc:
-            raise TransientError(f"connection failed ({type(exc).__name__}: {exc})") from None
+            raise TransientError(f"{self.url}: the connection failed ({_reason(exc)})") from None
+        self.answers_received += 1
         request_id = headers.get("request-id")
         self.last_request_id = request_id
         slowdown = self._budget.observe_headers(headers)
@@ -205,6 +227,12 @@ class ComplianceClient:
                         break  # an error body is only read for its message
                     raise ResponseTooLarge()
             return response.status_code, response.headers, body  # bytearray: no copy of a large page
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong with a connection, in words: `ConnectError: [Errno 111] Connection refused`."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _limit_of(params: list[tuple[str, str]]) -> int | None:

@@ -17,6 +17,7 @@ from collector.output import NdjsonOutput
 from collector.progress import OLDER, PageProgress
 from collector.runner import Session
 from collector.settings import Settings
+from collector.state import STATE_VERSION, WRITTEN_BY, check_format
 from collector.timeparse import format_rfc3339, parse_created_at
 
 BACKFILL_FILE = "backfill.json"
@@ -91,6 +92,8 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
     wanted = {"since_arg": settings.since_text, "until_arg": settings.until_text,
               "filters": [list(item) for item in settings.filters]}
     job = session.state_dir.read_json(job_path)
+    if isinstance(job, dict) and not settings.restart:
+        check_format(job, job_path)  # --restart replaces even a newer format: it says to discard it
     if job is not None and not settings.restart:
         if not _is_job(job):
             raise UsageError(f"{job_path} is not a backfill record; move it aside or pass --restart")
@@ -102,9 +105,10 @@ def _load_or_start(session: Session, job_path: Path) -> dict[str, Any]:
             )
         if not job["done"]:
             session.log.info("resuming backfill", since=job["since"], until=job["until"], emitted=job["emitted"])
-        return job
+        return {**job, "version": STATE_VERSION, "written_by": WRITTEN_BY}  # what it is now saved as
     until = settings.until or datetime.now(UTC)
-    return {**wanted, "since": format_rfc3339(settings.since), "until": format_rfc3339(until),
+    return {**wanted, "version": STATE_VERSION, "written_by": WRITTEN_BY,
+            "since": format_rfc3339(settings.since), "until": format_rfc3339(until),
             "after_id": None, "done": False, "emitted": 0, "pages": 0, "reached": None,
             "started_at": time.time()}
 

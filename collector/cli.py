@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
-from collector.errors import EXIT_USAGE, CollectorError
+from collector.errors import CollectorError
+from collector.health import DEFAULT_MAX_LAG
 from collector.log import JsonLog
-from collector.redact import Redactor
 from collector.settings import (
-    KEY_ENV,
     STATE_DIR_ENV,
+    OptionParser,
     backfill_parser,
     collect_parser,
     default_state_dir,
+    positive_duration,
     settings_from_args,
 )
 
@@ -56,21 +55,46 @@ def backfill_main(argv: list[str], prog: str) -> int:
     return run_backfill(settings, log)
 
 
-def status_main(argv: list[str], prog: str) -> int:
-    from collector.status import describe, render_text
+STATUS_DESCRIPTION = """\
+Describe a collector's state directory in words: the newest activity read, the last success and
+error, counts. With --check, say in one line whether the collector is healthy and exit 0 if it is,
+1 if not (for Kubernetes probes, Docker's HEALTHCHECK, systemd timers, monitoring scripts).
+"""
 
-    parser = argparse.ArgumentParser(prog=prog, description="Describe a collector's state directory in words.")
+STATUS_EPILOG = """\
+unhealthy (--check exits 1) when, in this order:
+  - the state directory is missing or cannot be read (corrupt, or written by a newer collector)
+  - no collector is running on it (unless --allow-not-running)
+  - the last error is newer than the last success
+  - no cycle has completed yet (a first run still reading back)
+  - the collector last caught up with the feed longer ago than --max-lag
+
+examples:
+  python3 -m collector status --state-dir /var/lib/vector/claude-compliance-logs/collector --check
+  ccl status --json --check --max-lag 5m
+"""
+
+
+def status_parser(prog: str) -> argparse.ArgumentParser:
+    parser = OptionParser(prog=prog, description=STATUS_DESCRIPTION, epilog=STATUS_EPILOG)
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
                         default=default_state_dir(),
                         help=f"the collector's state directory (env {STATE_DIR_ENV})")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    redactor = Redactor()
-    redactor.add(os.environ.get(KEY_ENV, "").strip())
-    try:
-        report = describe(args.state_dir, redactor=redactor)
-    except CollectorError as error:
-        print(f"error: {redactor.text(str(error))}", file=sys.stderr)
-        return error.exit_code if error.exit_code else EXIT_USAGE
-    print(json.dumps(report, indent=2, default=str) if args.json else render_text(report))
-    return 0
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON, every time in RFC 3339 (with --check, the verdict too)")
+    parser.add_argument("--check", action="store_true",
+                        help="one line, healthy or unhealthy and why; exit 0 when healthy, 1 when not")
+    parser.add_argument("--max-lag", type=positive_duration, default=DEFAULT_MAX_LAG, metavar="DURATION",
+                        help="--check: unhealthy when the collector last caught up with the feed longer ago "
+                        "than this (default 10m)")
+    parser.add_argument("--allow-not-running", action="store_true",
+                        help="--check: a collector run with --once on a schedule (Fluent Bit, cron) is not "
+                        "running between runs; do not count that as unhealthy")
+    return parser
+
+
+def status_main(argv: list[str], prog: str) -> int:
+    from collector.health import run_status
+
+    args = status_parser(prog).parse_args(argv)
+    return run_status(args.state_dir, args.json, args.check, args.max_lag, args.allow_not_running)

@@ -41,6 +41,7 @@ class FeedClock:
         self._offset = wall() - steady()  # feed time = steady() + offset
         self._wall_offset = self._offset  # last seen wall - steady, to notice steps
         self._warned_skew: float | None = None
+        self.anchored = False  # True once an answer's Date has set the clock (until then: the host's)
 
     def now(self) -> float:
         """Epoch seconds as the API counts them, as well as this process knows."""
@@ -53,6 +54,7 @@ class FeedClock:
         if api_time is None or abs(api_time - self._wall()) > MAX_TRUSTED_SKEW_SECONDS:
             return
         offset = api_time + 0.5 - self._steady()  # the header truncates to the second
+        self.anchored = True
         if abs(offset - self._offset) > JITTER_SECONDS:
             self._offset = offset
         skew = self._wall() - (self._steady() + self._offset)

@@ -10,15 +10,18 @@ import argparse
 import ipaddress
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from collector import __version__
 from collector.errors import UsageError
 from collector.files import NotARegularFile, read_regular
 from collector.output import DEFAULT_MAX_LINE_BYTES
+from collector.redact import KEY_SHAPED, Redactor
 from collector.timeparse import MAX_DURATION_SECONDS, TimeFormatError, parse_duration, parse_instant
 
 KEY_ENV = "ANTHROPIC_COMPLIANCE_KEY"
@@ -27,6 +30,7 @@ STATE_DIR_ENV = "CCL_STATE_DIR"
 DEFAULT_API_URL = "https://api.anthropic.com"
 COMPLIANCE_KEY_PREFIXES = ("sk-ant-admin01-", "sk-ant-api01-")
 MAX_KEY_FILE_BYTES = 4096
+REDACTOR = Redactor()  # for option errors: the key is not known yet, anything shaped like one goes
 
 
 def default_state_dir() -> Path:
@@ -115,7 +119,7 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_duration(text: str) -> float:
+def positive_duration(text: str) -> float:
     value = _duration(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be more than zero")
@@ -156,20 +160,50 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=34, width=100)
 
 
+KEY_OPTION_NAMES = ("--key", "--api-key", "--anthropic-key", "--compliance-key")
+KEY_ADVICE = (f"a key is never accepted as an argument (arguments show in `ps` and shell history): set {KEY_ENV} "
+              "or pass --key-file PATH")
+
+
+class OptionParser(argparse.ArgumentParser):
+    """argparse with what an operator expects of the collector's options.
+
+    An error is one line (not the whole usage first) and exits 2. An option is matched by its full
+    name only: with prefix matching, `--key sk-ant-...` would be taken for `--key-file`. Anything
+    shaped like a key on the command line is refused, never echoed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        for arg in args or ():
+            if KEY_SHAPED.search(arg) or arg.split("=", 1)[0] in KEY_OPTION_NAMES:
+                self.error(KEY_ADVICE)
+        return super().parse_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {REDACTOR.text(message)} (`{self.prog} --help` lists every option)\n")
+
+
 COLLECT_DESCRIPTION = """\
 Reads the Compliance API Activity Feed (GET /v1/compliance/activities) and writes each activity
 to stdout as one JSON line, exactly as the API returned it. Logs go to stderr as JSON lines.
 Run it as Vector's exec source (streaming mode), or by hand with --once.
 
-The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an argument.
+The key is read from $ANTHROPIC_COMPLIANCE_KEY or --key-file; it is never an argument. The file is
+read again before every request: replace it (mode 0600) to rotate the key without a restart.
 """
 
 COLLECT_EPILOG = """\
 exit codes:
   0  done (--once), or stopped by SIGTERM/SIGINT after saving
-  1  failed while running (API kept failing or looping, stdout closed, disk full with --once, ...)
-  2  usage or bad input (options, missing or readable key file, http:// to another host, corrupt
-     or locked state)
+  1  failed while running (API kept failing or looping, nothing answering at --api-url on the first
+     request, stdout closed, disk full with --once, ...)
+  2  usage or bad input (options, a key on the command line, missing or readable key file, http://
+     to another host, corrupt or locked state, state written by a newer collector)
   3  refused by the API: bad key (401/404), missing scope (403), Compliance API not enabled (400)
      (in follow mode a refusal is logged as ERROR and retried every --refused-retry instead)
 
@@ -203,13 +237,13 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rpm", type=_non_negative_int, default=60, metavar="N",
                         help="requests per minute this collector may send (default 60; the org-wide 600/min is shared "
                         "by every key and tool; 0 = no budget)")
-    parser.add_argument("--request-timeout", type=_positive_duration, default=60.0, metavar="SECONDS",
+    parser.add_argument("--request-timeout", type=positive_duration, default=60.0, metavar="SECONDS",
                         help="the most one HTTP request may take, from connecting to the last byte (default 60)")
     parser.add_argument("--max-line-bytes", type=_line_bytes, default=DEFAULT_MAX_LINE_BYTES, metavar="BYTES",
                         help="log an ERROR naming any activity whose line is longer than this; the line is still "
                         f"emitted (default {DEFAULT_MAX_LINE_BYTES}, 16 MiB; keep Vector's framing max_length above "
                         "it)")
-    parser.add_argument("--max-retry-time", type=_positive_duration, default=300.0, metavar="DURATION",
+    parser.add_argument("--max-retry-time", type=positive_duration, default=300.0, metavar="DURATION",
                         help="--once and backfill: give up after retrying this long, exit 1 (default 5m); "
                         "follow mode retries forever")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -220,25 +254,24 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=COLLECT_DESCRIPTION, epilog=COLLECT_EPILOG,
-                                     formatter_class=_Formatter)
+    parser = OptionParser(prog=prog, description=COLLECT_DESCRIPTION, epilog=COLLECT_EPILOG)
     add_connection_options(parser)
     parser.add_argument("--once", action="store_true",
                         help="catch up to the present (with the overlap re-poll), save, exit 0")
-    parser.add_argument("--interval", type=_positive_duration, default=15.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=positive_duration, default=15.0, metavar="SECONDS",
                         help="follow mode: pause between polls (default 15)")
     parser.add_argument("--since", type=_instant_text, default="1h", metavar="TIME",
                         help="first run only (empty state): start here; RFC 3339 or a duration ago like 2h "
                         "(default 1h)")
-    parser.add_argument("--overlap", type=_positive_duration, default=900.0, metavar="DURATION",
+    parser.add_argument("--overlap", type=positive_duration, default=900.0, metavar="DURATION",
                         help="how far back the re-poll for late-indexed activities reads (default 15m)")
-    parser.add_argument("--reconcile-every", type=_positive_duration, default=300.0, metavar="DURATION",
+    parser.add_argument("--reconcile-every", type=positive_duration, default=300.0, metavar="DURATION",
                         help="how often the overlap re-poll runs in follow mode (default 5m; every --once run "
                         "does one)")
-    parser.add_argument("--replay-on-start", type=_positive_duration, default=None, metavar="DURATION",
+    parser.add_argument("--replay-on-start", type=positive_duration, default=None, metavar="DURATION",
                         help="re-emit this much recent history once at start, for operators who prefer duplicates "
                         "to the small window an abrupt Vector crash can lose (default off)")
-    parser.add_argument("--refused-retry", type=_positive_duration, default=300.0, metavar="DURATION",
+    parser.add_argument("--refused-retry", type=positive_duration, default=300.0, metavar="DURATION",
                         help="follow mode: after a refusal (401/403/404/not enabled), retry this slowly (default 5m)")
     return parser
 
@@ -253,8 +286,7 @@ vector.toml routes such activities to the archive sink.
 
 
 def backfill_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=BACKFILL_DESCRIPTION, epilog=COLLECT_EPILOG.split(
-        "examples:")[0], formatter_class=_Formatter)
+    parser = OptionParser(prog=prog, description=BACKFILL_DESCRIPTION, epilog=COLLECT_EPILOG.split("examples:")[0])
     add_connection_options(parser)
     parser.add_argument("--since", type=_instant_text, required=True, metavar="TIME",
                         help="oldest point to read (RFC 3339 or a duration ago like 7d); required")

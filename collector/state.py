@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector import __version__
 from collector.errors import StateError
 from collector.files import NotARegularFile, StagedWrite, atomic_write, read_regular, stage_write
 from collector.lock import StateLock
 
+# The format of the files in the state dir (state.json and backfill.json carry it as "version").
+# 0.1.0 wrote 1 (a file without "version" is read as 1). A collector reads every format up to its
+# own, upgrading older ones as it loads them, and refuses a newer one (see `check_format`).
 STATE_VERSION = 1
+WRITTEN_BY = f"claude-compliance-logs {__version__}"
 STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
 LOCK_FILE = "collector.lock"
@@ -41,6 +46,7 @@ class FeedState:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
+            "written_by": WRITTEN_BY,
             "cursor": self.cursor,
             "cursor_created_at": self.cursor_created_at,
             "initial": self.initial,
@@ -58,8 +64,7 @@ class FeedState:
 
         if not isinstance(data, dict):
             raise bad("not a JSON object")
-        if data.get("version") != STATE_VERSION:
-            raise bad(f"unknown state version {data.get('version')!r} (this collector reads {STATE_VERSION})")
+        check_format(data, path)
         recent = data.get("recent", {})
         if not isinstance(recent, dict) or not all(isinstance(v, int | float) for v in recent.values()):
             raise bad("`recent` must map activity ids to epoch seconds")
@@ -83,6 +88,23 @@ class FeedState:
         return cls(data.get("cursor"), data.get("cursor_created_at"), initial, dict(recent),
                    data.get("last_reconcile_at"), filters, data.get("reconciled_until"),
                    [(float(lo), float(hi)) for lo, hi in spans])
+
+
+def check_format(data: dict[str, Any], path: Path) -> None:
+    """Refuse a file of a state format this collector does not know, in one line that says what to do.
+
+    A newer format is left exactly as it is: the collector that wrote it can go on from it.
+    """
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise StateError(f"{path}: `version` must be a whole number of 1 or more, not {version!r}; {RECOVERY_ADVICE}")
+    if version > STATE_VERSION:
+        writer = data.get("written_by") if isinstance(data.get("written_by"), str) else "a newer collector"
+        raise StateError(
+            f"{path} has state format {version}, written by {writer[:80]}; this collector "
+            f"(claude-compliance-logs {__version__}) reads formats up to {STATE_VERSION}. Run that version or a newer "
+            "one (upgrade the .pyz or the package on this host); the state was left as it is"
+        )
 
 
 def _is_finite(value: Any) -> bool:

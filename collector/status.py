@@ -187,9 +187,9 @@ def render_text(report: dict[str, Any], now: float | None = None) -> str:
     counts = report.get("counts") or {}
     if counts:
         lines.append(
-            f"Counts:           {counts.get('emitted', 0):,} activities emitted, {counts.get('pages', 0):,} pages, "
-            f"{counts.get('requests', 0):,} requests, {counts.get('late_found', 0):,} found late by re-poll, "
-            f"{counts.get('cycles', 0):,} cycles"
+            f"Counts:           {_plural(counts.get('emitted', 0), 'activity', 'activities')} emitted, "
+            f"{_plural(counts.get('pages', 0), 'page')}, {_plural(counts.get('requests', 0), 'request')}, "
+            f"{counts.get('late_found', 0):,} found late by re-poll, {_plural(counts.get('cycles', 0), 'cycle')}"
         )
     cycle = report.get("last_cycle")
     if cycle and cycle.get("lag_seconds") is not None:
@@ -200,6 +200,10 @@ def render_text(report: dict[str, Any], now: float | None = None) -> str:
         lines.append(f"Backfill:         {state}: {backfill.get('since')} .. {backfill.get('until')}, "
                      f"{_count(backfill.get('emitted')):,} emitted")
     return "\n".join(lines)
+
+
+def _plural(count: int, singular: str, plural: str = "") -> str:
+    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _when(epoch: Any, now: float) -> str:

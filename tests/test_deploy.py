@@ -1,7 +1,7 @@
 """`ccl plan`, `ccl deploy` and `ccl test --remote` against recorded Datadog exchanges.
 
 The cassettes (tests/cassettes/test_deploy/) were recorded against the local fake of the Datadog
-API in tests/fake_datadog.py, with both keys filtered out:
+API in ccl/datadog/fake.py (what `ccl simulate --datadog` serves), with both keys filtered out:
     .venv/bin/python -m pytest tests/test_deploy.py --record-mode=rewrite
 To record against a real org instead, export DD_API_KEY, DD_APP_KEY and DD_API_URL (e.g.
 https://api.datadoghq.com) and set CCL_RECORD_REAL_ORG=1; the scenarios that inject faults (429,
@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from ccl.cli import cli
 from ccl.datadog.client import SITES, ConfigError, api_url
+from ccl.datadog.fake import FakeDatadog
 from tests.conftest import ROOT
-from tests.fake_datadog import FakeDatadog
 
 API_KEY = "ccltestapikey" + "0" * 19
 APP_KEY = "ccltestappkey" + "0" * 27
@@ -176,8 +176,14 @@ def test_overlapping_default_rules_are_reported_and_can_be_disabled(org):
     plan = org.ccl("plan", "--only", "rules")
     assert "Datadog default rule def-000-wwq" in plan.output and "compliance-logging-disabled" in plan.output
     flagged = actions(org.ccl("plan", "--only", "rules", "--json", "--disable-overlapping-defaults"))
-    assert {"kind": "rule", "key": "def-000-wwq", "action": "update", "remote_id": "def-000-wwq"} in flagged
-    assert org.ccl("deploy", "--yes", "--only", "rules", "--disable-overlapping-defaults").exit_code == 0
+    assert {"kind": "rule", "key": "def-000-wwq", "action": "disable", "remote_id": "def-000-wwq"} in flagged
+    deployed = org.ccl("deploy", "--yes", "--only", "rules", "--disable-overlapping-defaults")
+    assert deployed.exit_code == 0
+    # Shown as what it is: a default rule disabled, not an update of one of ours.
+    assert ", 1 Datadog default rule to disable," in deployed.output.splitlines()[0]
+    assert "  x disable rule       def-000-wwq (id def-000-wwq): Datadog default rule, superseded by ours: " \
+           "compliance-logging-disabled" in deployed.output
+    assert "disable rule def-000-wwq (id def-000-wwq)" in deployed.output  # in the report of what was applied
     assert "already disabled" in org.ccl("plan", "--only", "rules").output
 
 

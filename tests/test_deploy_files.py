@@ -90,6 +90,49 @@ def test_the_image_is_vectors_debian_image_at_0_57_run_as_vector_runs():
     assert dict(instructions)["ENV"] == f"PYTHONPATH={PYZ_PATH}"
 
 
+def vector_toml_state_dir() -> str:
+    """The --state-dir vector.toml gives the collector: every health check must look there."""
+    command = tomllib.loads((ROOT / "vector.toml").read_text())["sources"]["compliance_feed"]["command"]
+    return command[command.index("--state-dir") + 1]
+
+
+def run_check(command: list[str], state: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A deploy file's health check command, run here: this Python for `python3`, `state` for its state dir."""
+    assert command[:5] == ["python3", "-m", "collector", "status", "--check"] or \
+        command[:5] == ["/usr/bin/python3", "-m", "collector", "status", "--check"], command
+    arguments = [str(state) if word == vector_toml_state_dir() else word for word in command[1:]]
+    return subprocess.run([sys.executable, *arguments, *extra], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def caught_up_state(tmp_path_factory) -> Path:
+    """A state dir after one successful --once run against the simulator."""
+    from ccl.simulator import Simulator
+    from tests.conftest import run_collector
+
+    simulator = Simulator(seed=70, rate=1.0, history=600).start()
+    try:
+        state = tmp_path_factory.mktemp("check") / "state"
+        assert run_collector(simulator.url, state, "--once").returncode == 0
+    finally:
+        simulator.stop()
+    return state
+
+
+def test_the_image_checks_its_health_with_status_check_on_vector_tomls_state_dir(caught_up_state):
+    line = dict(dockerfile())["HEALTHCHECK"]
+    options, _, command = line.partition(" CMD ")
+    assert "--start-period=10m" in options and "--interval=1m" in options
+    check = json.loads(command)
+    assert vector_toml_state_dir() in check
+    # The command works: unhealthy (not running) on a state no collector holds, healthy for a
+    # scheduled one; exit 0 or 1, and one line.
+    done = run_check(check, caught_up_state)
+    assert done.returncode == 1 and done.stdout.startswith("unhealthy: no collector is running")
+    assert run_check(check, caught_up_state, "--allow-not-running").stdout.startswith("healthy: ")
+
+
 def image_layout(tmp_path: Path) -> tuple[Path, list[str], str]:
     """The files the Dockerfile's COPY lines put in the image, under tmp_path; its CMD and WORKDIR."""
     layout = tmp_path / "image"
@@ -163,6 +206,16 @@ def test_the_helm_release_runs_exactly_one_poller_with_its_state_on_a_volume():
     assert "two replicas" in readme and "every activity" in readme
 
 
+def test_the_helm_readiness_probe_is_status_check_and_there_is_no_liveness_probe(caught_up_state):
+    values = helm_values()
+    assert "livenessProbe" not in values  # a restart fixes neither an API outage nor a revoked key
+    probe = values["readinessProbe"]
+    assert set(probe) == {"exec", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold"}
+    command = probe["exec"]["command"]
+    assert vector_toml_state_dir() in command
+    assert run_check(command, caught_up_state, "--allow-not-running").returncode == 0
+
+
 def test_the_helm_keys_come_from_a_secret_and_the_image_from_the_dockerfile():
     values = helm_values()
     assert values["envFrom"] == [{"secretRef": {"name": "claude-compliance-logs-keys"}}]
@@ -196,6 +249,8 @@ def test_the_helm_config_mount_loads_the_topology_from_the_repositorys_files(tmp
 VECTOR_SERVICE = ROOT / "tests" / "data" / "vector-0.57.0-vector.service"
 DROP_IN = DEPLOY / "systemd" / "vector.service.d" / "claude-compliance-logs.conf"
 FLUENT_BIT_UNIT = DEPLOY / "systemd" / "claude-compliance-fluent-bit.service"
+CHECK_UNIT = DEPLOY / "systemd" / "claude-compliance-logs-check.service"
+CHECK_TIMER = DEPLOY / "systemd" / "claude-compliance-logs-check.timer"
 
 
 def unit(path: Path) -> dict[str, dict[str, str]]:
@@ -246,7 +301,19 @@ def test_the_fluent_bit_unit_makes_writable_exactly_what_fluent_bit_yaml_writes(
         assert any(Path(path).parent == Path(d) or Path(d) in Path(path).parents for d in writable), path
 
 
-def test_systemd_analyze_verify_accepts_both_units(tmp_path):
+def test_the_check_unit_runs_status_check_as_the_state_dirs_owner_every_5_minutes(caught_up_state):
+    service = unit(CHECK_UNIT)["Service"]
+    assert service["Type"] == "oneshot" and service["User"] == "vector"  # vector.service's user owns the state
+    assert service["Environment"] == f"PYTHONPATH={PYZ_PATH}"
+    command = shlex.split(service["ExecStart"])
+    assert vector_toml_state_dir() in command
+    assert run_check(command, caught_up_state).returncode == 1  # no collector holds the lock here
+    timer = unit(CHECK_TIMER)
+    assert timer["Timer"] == {"OnBootSec": "10min", "OnUnitActiveSec": "5min"}
+    assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def test_systemd_analyze_verify_accepts_every_unit(tmp_path):
     verifier = shutil.which("systemd-analyze")
     if verifier is None:
         pytest.skip("systemd-analyze is not on this machine; the parsed checks above still ran")
@@ -262,7 +329,9 @@ def test_systemd_analyze_verify_accepts_both_units(tmp_path):
     shutil.copy(DROP_IN, units / "vector.service.d" / DROP_IN.name)
     (units / FLUENT_BIT_UNIT.name).write_text(
         FLUENT_BIT_UNIT.read_text().replace("/opt/fluent-bit/bin/fluent-bit", str(stand_in)))
-    for name in ("vector.service", FLUENT_BIT_UNIT.name):
+    (units / CHECK_UNIT.name).write_text(CHECK_UNIT.read_text().replace("/usr/bin/python3", str(stand_in)))
+    shutil.copy(CHECK_TIMER, units / CHECK_TIMER.name)
+    for name in ("vector.service", FLUENT_BIT_UNIT.name, CHECK_UNIT.name, CHECK_TIMER.name):
         done = subprocess.run([verifier, "verify", "--man=no", str(units / name)], capture_output=True, text=True,
                               check=False)
         # verify exits 0 on an unknown key or a bad value, and only says so: any word is a finding.

@@ -1,7 +1,7 @@
 """`ccl deploy` in a hostile world: lookalike objects, deploys that run at once, a Datadog that fails
 everything or acknowledges writes without applying them.
 
-These run against the live fake of the Datadog API (tests/fake_datadog.py), not cassettes: each
+These run against the live fake of the Datadog API (ccl/datadog/fake.py), not cassettes: each
 scenario seeds the fake with objects someone else made, or injects a fault, which only makes sense
 against the fake. Every test reproduces an attack of issue 11 and failed before its fix.
 """
@@ -22,9 +22,9 @@ from ccl.datadog import apply as apply_module
 from ccl.datadog import client as client_module
 from ccl.datadog.apply import apply
 from ccl.datadog.client import DatadogClient
+from ccl.datadog.fake import EPOCH_MS, FakeDatadog
 from ccl.deploy import build_plan
 from tests.conftest import ROOT
-from tests.fake_datadog import EPOCH_MS, FakeDatadog
 
 API_KEY = "ccltestapikey" + "1" * 19
 APP_KEY = "ccltestappkey" + "1" * 27

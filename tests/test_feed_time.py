@@ -160,3 +160,17 @@ def test_a_clock_an_hour_fast_then_corrected_does_not_suspend_the_repoll(tmp_pat
         assert any("differs from the API's" in message for message in timeline.warnings())
     finally:
         timeline.close()
+
+
+def test_a_restart_with_a_clock_an_hour_fast_repeats_nothing(tmp_path):
+    # A new process knows only the host's clock until the API first answers: remembered ids must not
+    # be pruned on that clock (an hour fast, it dropped every one, and the re-poll sent them again).
+    timeline = Timeline(tmp_path, seed=44)
+    try:
+        timeline.collector(lambda: 3600.0).follow(20)
+        timeline.collector(lambda: 3600.0).follow(20)  # Vector respawned it; the clock is still an hour fast
+        timeline.time.now += 120
+        timeline.collector(lambda: 3600.0).once()
+        assert timeline.verdict() == (0, 0)
+    finally:
+        timeline.close()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ccl.datadog.fake import FakeDatadog
 from tests.conftest import CCL
-from tests.fake_datadog import FakeDatadog
 
 API_KEY = "cclinitapikey" + "0" * 19
 APP_KEY = "cclinitappkey" + "0" * 27

@@ -21,9 +21,9 @@ from datadog_api_client.v1.model.monitor import Monitor
 from datadog_api_client.v2.model.security_monitoring_rule_create_payload import SecurityMonitoringRuleCreatePayload
 from datadog_api_client.v2.model.security_monitoring_rule_update_payload import SecurityMonitoringRuleUpdatePayload
 
+from ccl.datadog.fake import FakeDatadog
 from ccl.render import rule_update_payload
 from tests.conftest import CCL, ROOT
-from tests.fake_datadog import FakeDatadog
 
 MODELS = {"rules": SecurityMonitoringRuleCreatePayload, "dashboards": Dashboard, "monitors": Monitor,
           "pipelines": LogsPipeline, "rule updates": SecurityMonitoringRuleUpdatePayload}

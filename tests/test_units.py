@@ -92,7 +92,7 @@ def test_missing_state_is_a_first_run_and_corrupt_state_is_an_error(tmp_path):
     with pytest.raises(StateError, match="corrupt"):
         directory.load_feed()
     directory.state_file.write_text(json.dumps({"version": 99}))
-    with pytest.raises(StateError, match="unknown state version 99"):
+    with pytest.raises(StateError, match="has state format 99, written by a newer collector"):
         directory.load_feed()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -124,7 +125,19 @@ def test_all_problems_come_in_one_run_and_ids_must_be_unique(tmp_path):
     assert any(line.startswith("detections/b.yaml:12: keep_alive:") for line in lines)
     assert "notes/x.yaml:0: cannot tell what this is: put it under pipelines/, dashboards/, detections/ or " \
            "monitors/" in lines
-    assert lines[-1] == "3 problem(s); nothing was changed"
+    assert lines[-1] == "3 problems"  # validate never changes anything, so it does not say it did not
+
+
+def test_the_last_line_counts_the_problems_and_says_what_the_command_did_not_do(tmp_path):
+    write_rule(tmp_path, VALID.replace("keep_alive: 1h", "keep_alive: 45m"))
+    assert run_validate(tmp_path).stderr.splitlines()[-1] == "1 problem"
+    for command, said in ((["render"], "1 problem; nothing was written"), (["test"], "1 problem; no test was run"),
+                          (["plan"], "1 problem; no plan was made"),
+                          (["deploy", "--yes"], "1 problem; nothing was sent to Datadog")):
+        done = subprocess.run([*CCL, *command], cwd=tmp_path, capture_output=True, text=True, check=False,
+                              env={**os.environ, "DD_API_URL": "http://127.0.0.1:9", "DD_API_KEY": "x" * 32,
+                                   "DD_APP_KEY": "y" * 40})
+        assert done.returncode == 2 and done.stderr.splitlines()[-1] == said, (command, done.stderr)
 
 
 def test_the_repository_assets_validate():

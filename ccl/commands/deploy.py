@@ -30,10 +30,10 @@ def _kinds(only: str | None) -> list[str]:
     return [ONLY_CHOICES[only]] if only else list(ONLY_CHOICES.values())
 
 
-def _load_and_plan(site: str | None, prune: bool, only: str | None,
-                   disable_defaults: bool) -> tuple[Plan, DatadogClient] | int:
-    """The plan and its client, or the exit code after printing why there is none."""
-    assets, code = load_valid(())
+def _load_and_plan(site: str | None, prune: bool, only: str | None, disable_defaults: bool,
+                   so: str) -> tuple[Plan, DatadogClient] | int:
+    """The plan and its client, or the exit code after printing why there is none (and `so`)."""
+    assets, code = load_valid((), so=so)
     if code:
         return code
     try:
@@ -46,7 +46,7 @@ def _load_and_plan(site: str | None, prune: bool, only: str | None,
 
 def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, disable_defaults: bool,
              verbose: bool) -> int:
-    planned = _load_and_plan(site, prune, only, disable_defaults)
+    planned = _load_and_plan(site, prune, only, disable_defaults, so="no plan was made")
     if isinstance(planned, int):
         return planned
     plan, _ = planned
@@ -58,7 +58,7 @@ def run_plan(site: str | None, prune: bool, only: str | None, as_json: bool, dis
 
 
 def run_deploy(site: str | None, prune: bool, only: str | None, yes: bool, disable_defaults: bool) -> int:
-    planned = _load_and_plan(site, prune, only, disable_defaults)
+    planned = _load_and_plan(site, prune, only, disable_defaults, so="nothing was sent to Datadog")
     if isinstance(planned, int):
         return planned
     plan, client = planned
@@ -83,7 +83,7 @@ def run_deploy(site: str | None, prune: bool, only: str | None, yes: bool, disab
 
 def run_remote_test(site: str | None, paths: tuple[Path, ...]) -> int:
     """Each rule's test events through Datadog's rule test endpoint, against the offline verdicts."""
-    assets, code = load_valid(paths)
+    assets, code = load_valid(paths, so="nothing was sent to Datadog")
     if code:
         return code
     try:

@@ -14,7 +14,7 @@ RUNNING_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
 def run_render(paths: tuple[Path, ...], out: Path) -> int:
-    assets, code = load_valid(paths)
+    assets, code = load_valid(paths, so="nothing was written")
     if code:
         return code
     try:

@@ -1,4 +1,5 @@
-"""`ccl simulate`: run the fake Compliance API in the foreground until interrupted."""
+"""`ccl simulate`: run the fake Compliance API (or, with --datadog, the fake Datadog API) in the
+foreground until interrupted."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from ccl.simulator.scenarios import SCENARIOS, describe
 from collector.timeparse import TimeFormatError, parse_duration
 
 EXAMPLE_KEY = "sk-ant-api01-demo-key-not-real"
+# The fake Datadog accepts exactly these (as Datadog accepts only an org's own keys); shaped like
+# Datadog's (32 and 40 characters) and plainly not real.
+FAKE_DD_API_KEY = "fakeddapikey" + "0" * 20
+FAKE_DD_APP_KEY = "fakeddappkey" + "0" * 28
 
 
 def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tuple[str, ...], faults: str,
@@ -41,13 +46,42 @@ def run_simulate(port: int, seed: int, rate: float, history: str, scenarios: tup
               file=sys.stderr)
         return 2
     _announce(simulator, names, faults)
+    _serve_until_stopped()
+    simulator.stop()
+    print(f"simulator stopped after {simulator.api.requests_seen} requests", file=sys.stderr)
+    return 0
+
+
+def run_fake_datadog(port: int) -> int:
+    from ccl.datadog.fake import FakeDatadog
+
+    fake = FakeDatadog(FAKE_DD_API_KEY, FAKE_DD_APP_KEY)
+    try:
+        fake.start(port)
+    except OSError as error:
+        print(f"error: cannot listen on 127.0.0.1:{port}: {error.strerror}; try another --port, or 0",
+              file=sys.stderr)
+        return 2
+    lines = [
+        f"fake Datadog API listening on {fake.url} (state in memory: gone when it stops)",
+        "  it holds Datadog's read-only Claude Compliance integration pipeline, one of its default rules,",
+        "  and another team's dashboard named like ours (which ccl leaves alone). Only these keys work; try:",
+        f"    export DD_API_URL={fake.url} DD_API_KEY={FAKE_DD_API_KEY} DD_APP_KEY={FAKE_DD_APP_KEY}",
+        "    ccl plan && ccl deploy --yes && ccl plan     # from a repository root (this one, or `ccl init`'s)",
+        "  Ctrl-C stops it.",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    _serve_until_stopped()
+    fake.stop()
+    print(f"fake Datadog stopped after {len(fake.requests)} requests", file=sys.stderr)
+    return 0
+
+
+def _serve_until_stopped() -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
-    simulator.stop()
-    print(f"simulator stopped after {simulator.api.requests_seen} requests", file=sys.stderr)
-    return 0
 
 
 def _announce(simulator: Simulator, scenarios: list[str], faults: str) -> None:

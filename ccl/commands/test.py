@@ -25,7 +25,7 @@ SECURITY_CATEGORIES = {
 
 
 def run_test(paths: tuple[Path, ...], coverage: bool, geoip_db: Path | None) -> int:
-    assets, code = load_valid(paths)
+    assets, code = load_valid(paths, so="no test was run")
     if code:
         return code
     rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]

@@ -31,14 +31,18 @@ def actor_warnings(assets: list[Asset]) -> list[str]:
     return warnings
 
 
-def load_valid(paths: tuple[Path, ...]) -> tuple[list[Asset], int]:
-    """Assets if they all validate; else print the problems and return the exit code 2."""
+def load_valid(paths: tuple[Path, ...], so: str = "") -> tuple[list[Asset], int]:
+    """Assets if they all validate; else print the problems and return the exit code 2.
+
+    `so`: what the command therefore did not do ("nothing was sent to Datadog"), for the last line.
+    """
     assets, problems = load_all(paths, Path("."))
     problems += validate(assets)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s); nothing was changed", file=sys.stderr)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        print(f"{count}; {so}" if so else count, file=sys.stderr)
         return assets, 2
     if not assets:
         print("no assets found: run from the repository root, or name files or directories", file=sys.stderr)

@@ -40,7 +40,7 @@ class Outcome:
 
 def apply(plan: Plan, client: DatadogClient) -> Outcome:
     outcome = Outcome()
-    pending = [c for c in plan.changes if c.action in ("create", "update")] + \
+    pending = [c for c in plan.changes if c.action in ("create", "update", "disable")] + \
               [c for c in plan.changes if c.action == "delete"]
     unapplied = 0
     looks = {kind: Look(since) for kind, since in plan.newest.items()}

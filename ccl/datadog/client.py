@@ -34,6 +34,9 @@ PERMISSIONS = [
     ("/api/v1/monitor", "", "monitors_write"),
 ]
 RETRYABLE = {429, 500, 502, 503, 504}
+# When no request of this run has ever been answered and the connection is refused (or the host
+# unknown), give up after this many attempts (about 2 s) rather than minutes of retries.
+UNREACHABLE_ATTEMPTS = 2
 
 
 class DatadogError(Exception):
@@ -109,6 +112,7 @@ class DatadogClient:
         self.sleep = sleep or time.sleep
         self.on_retry = on_retry or (lambda message: None)
         self.calls = 0
+        self.answers = 0  # HTTP answers received, whatever their status
 
     def close(self) -> None:
         self._http.close()
@@ -121,12 +125,18 @@ class DatadogClient:
             try:
                 response = self._http.request(method, path, json=body, params=params)
             except httpx.HTTPError as error:
+                where = f"{method} {self.base_url}{path}"
                 delay = float(min(2 ** attempt, 30))
+                if isinstance(error, httpx.ConnectError) and not self.answers and attempt >= UNREACHABLE_ATTEMPTS:
+                    # Nothing ever answered at this URL: most likely a wrong DD_API_URL or DD_SITE.
+                    raise DatadogError(f"{where}: cannot connect ({_reason(error)}); check DD_API_URL / DD_SITE "
+                                       "and that this host can reach it") from None
                 if not self._may_wait(started, delay):
-                    raise DatadogError(f"{method} {path}: cannot reach Datadog ({type(error).__name__})"
+                    raise DatadogError(f"{where}: cannot reach Datadog ({_reason(error)})"
                                        f"{self._gave_up(started, delay)}") from None
-                self._wait(delay, f"{method} {path}: {type(error).__name__}, retrying")
+                self._wait(delay, f"{where}: {_reason(error)}, retrying in {delay:.0f} s")
                 continue
+            self.answers += 1
             if response.status_code in RETRYABLE:
                 delay = _retry_delay(response, attempt)
                 if self._may_wait(started, delay):
@@ -183,6 +193,12 @@ class DatadogClient:
                         text = text[: -length] + "[REDACTED]"
                         break
         return text
+
+
+def _reason(error: Exception) -> str:
+    """`ConnectError: [Errno 111] Connection refused`: the class and what it says, on one line."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _retry_delay(response: httpx.Response, attempt: int) -> float:

@@ -67,6 +67,12 @@ class ComplianceApi:
         self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
         self.requests_seen = 0
+        # Keys deactivated in the Console (the last step of a rotation, compliance-api.md: "create
+        # the new key, switch to it, verify, then delete the old one"); and the fingerprint of the
+        # key of every request that authenticated, in order, so that a test can tell which key the
+        # collector sent when (the last 10,000).
+        self.deactivated_keys: set[str] = set()
+        self.keys_used: deque[str | None] = deque(maxlen=10_000)
 
     def answer(self, method: str, target: str, headers: dict[str, str], client: str, now: float) -> Answer:
         answer = self._answer(method, target, headers, client, now)
@@ -116,6 +122,9 @@ class ComplianceApi:
             raise ApiError(404, "not_found_error", "Not found")
         if len(key) < 24:
             raise ApiError(401, "authentication_error", "API key is invalid.")
+        if key in self.deactivated_keys:
+            raise ApiError(401, "authentication_error", "API key has been deactivated.")  # the reference's wording
+        self.keys_used.append(key_fingerprint(key))
         return key
 
     def _spend_budget(self, now: float) -> dict[str, str]:

@@ -1,10 +1,17 @@
-"""A local fake of the Datadog API endpoints ccl uses, on 127.0.0.1, for tests and recording cassettes.
+"""A local fake of the Datadog API endpoints ccl uses, on 127.0.0.1: `ccl simulate --datadog`, the
+demo's deploy, the tests, and the recording of cassettes.
 
 It keeps state like Datadog does (ids, authors, timestamps, versions, default tags, server
-defaults that ccl does not send), refuses bad keys with 403, can inject 429/5xx/403 faults, holds
-Datadog's read-only integration pipeline and a default rule on source:claude-compliance-logs, and
-an unmanaged dashboard named like ours. Its rule test endpoint evaluates queries with ccl's own
+defaults that ccl does not send), refuses keys other than its own with 403, holds Datadog's
+read-only integration pipeline and a default rule on source:claude-compliance-logs, and an
+unmanaged dashboard named like ours, and refuses the rule shapes no public example accepts
+(`_shape_problem`, with its sources). Its rule test endpoint evaluates queries with ccl's own
 matcher, so it is a fake, not an oracle: the real check is `ccl test --remote` against an org.
+State lives in memory: it is gone when the process stops.
+
+The attributes under "TEST-ONLY fault injection" below are not Datadog behaviour: tests set them
+to make it fail (429/5xx/403 once, a refused rule, an outage, dropped writes, a barrier before
+creates). Nothing sets them when it is served by `ccl simulate --datadog`.
 """
 
 from __future__ import annotations
@@ -34,18 +41,19 @@ class FakeDatadog:
         self.pipeline_order: list[str] = []
         self.dashboards: dict[str, dict[str, Any]] = {}
         self.monitors: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for tests to read
+        # -- TEST-ONLY fault injection (not Datadog behaviour; `ccl simulate --datadog` sets none) --
         self.faults: list[tuple[str, str, int]] = []  # (method, path prefix, status), used once each
         self.forbidden: set[tuple[str, str]] = set()  # (method, path prefix) answered 403
         self.reject_rules: dict[str, str] = {}  # rule name -> validation error
-        # Hostile-world faults, not Datadog behaviour: every request of these methods answered with
-        # this status (an outage), and writes acknowledged with Datadog's usual answer but never
-        # applied (a broken proxy, a replica that drops writes).
+        # Every request of these methods answered with this status (an outage), and writes
+        # acknowledged with Datadog's usual answer but never applied (a broken proxy, a replica
+        # that drops writes).
         self.failing: tuple[int, set[str]] | None = None
         self.unapplied_writes = False
-        # Test instrumentation: called (outside the lock) before each create, e.g. a barrier that
-        # lines up the creates of two deploys.
+        # Called (outside the lock) before each create, e.g. a barrier that lines up the creates of
+        # two deploys.
         self.before_create: Callable[[str], None] | None = None
-        self.requests: list[tuple[str, str]] = []
         self._seed()
         self._server: ThreadingHTTPServer | None = None
 
@@ -76,7 +84,8 @@ class FakeDatadog:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def start(self) -> FakeDatadog:
+    def start(self, port: int = 0) -> FakeDatadog:
+        """Serve on 127.0.0.1:`port` (0: a free port) in a background thread."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,7 +117,7 @@ class FakeDatadog:
             def do_DELETE(self) -> None:
                 self._serve("DELETE")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
