@@ -22,7 +22,7 @@ from orjson import dumps as fast_dumps
 from orjson import loads as fast_loads
 
 from ccl.engine import Engine, event_time
-from ccl.normalize import SOURCE, Normalizer
+from ccl.normalize import SOURCE, TOO_DEEP, Normalizer
 from ccl.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 from ccl.rules import Rule
 
@@ -138,14 +138,22 @@ class Preparer:
 
     def prepare_line(self, number: int, line: bytes) -> Prepared | tuple[int, str] | None:
         try:
+            return self._prepare(line)
+        except RecursionError:  # parsing, normalizing or serializing a line nested beyond any activity
+            return number, TOO_DEEP
+        except _Unusable as problem:
+            return number, str(problem)
+
+    def _prepare(self, line: bytes) -> Prepared | None:
+        try:
             event, exact = fast_loads(line), True
         except ValueError:
             event, problem = _parse_slowly(line)
             if problem is not None:
-                return number, problem
+                raise _Unusable(problem) from None
             exact = False
         if not isinstance(event, dict):
-            return number, f"a JSON {type(event).__name__}, not an activity object"
+            raise _Unusable(f"a JSON {type(event).__name__}, not an activity object")
         if not is_normalized(event):
             event = self.normalizer.normalize(event)
         moment = event_time(event)
@@ -169,6 +177,10 @@ class Preparer:
         if self._normalizer is None:
             self._normalizer = Normalizer(self.geoip_db)
         return self._normalizer
+
+
+class _Unusable(ValueError):
+    """A line that is no activity; the message says why."""
 
 
 def _parse_slowly(line: bytes) -> tuple[Any, str | None]:

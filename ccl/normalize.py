@@ -14,6 +14,10 @@ from typing import Any
 from ccl.geoip import GeoIpTable
 from ccl.vrl import VrlError, VrlProgram, vrl_time_to_rfc3339
 
+# An activity is a few levels deep; a line nested past what the JSON codecs recurse through is
+# hostile or broken, and is skipped like any unreadable line with this reason.
+TOO_DEEP = "nested too deeply to be an activity"
+
 SOURCE = "claude-compliance-logs"
 
 

@@ -15,12 +15,8 @@ try:  # 2-3x faster parsing for `ccl detect` over large files; optional
     from orjson import loads as fast_loads
 except ImportError:  # pragma: no cover
     from json import loads as fast_loads
-from ccl.normalize import Normalizer
+from ccl.normalize import TOO_DEEP, Normalizer
 from ccl.vrl import VrlError
-
-# An activity is a few levels deep; a line nested past what the JSON codecs recurse through is
-# hostile or broken, and is skipped like any unreadable line.
-TOO_DEEP = "nested too deeply to be an activity"
 
 
 def run_normalize(source: str, geoip_db: Path | None) -> int:
