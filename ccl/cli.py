@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ccl.external_sort import DEFAULT_SORT_BUFFER
 from collector import __version__
 from collector import cli as collector_cli
 
@@ -157,24 +158,39 @@ def render(paths: tuple[Path, ...], out: Path) -> None:
 
 
 @cli.command()
-@click.option("--events", "events_source", required=True, metavar="FILE|-",
-              help="NDJSON of raw activities (normalized on the way) or already-normalized events")
+@click.option("--events", "inputs", required=True, multiple=True, metavar="PATH",
+              help="NDJSON of raw activities (normalized on the way) or of normalized events: a file, a "
+                   "directory (every file under it, e.g. Vector's archive) or - for stdin; gzip and zstd are "
+                   "read as they are; repeat for several")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, path_type=Path), default=Path("detections"),
               show_default=True, help="rules directory or file")
 @GEOIP
-def detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="processes that parse and normalize (default: the number of CPUs)")
+@click.option("--sort-buffer", type=click.IntRange(min=1), default=DEFAULT_SORT_BUFFER, show_default=True,
+              metavar="EVENTS", help="events sorted in memory; beyond, sorted runs go to temporary files "
+                                     "($TMPDIR) and are merged (about 1 KB of memory per event)")
+@click.option("--whole-input", is_flag=True, hidden=True,
+              help="the path before streaming: every event in memory (for benchmarks and equivalence tests)")
+def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs: int | None, sort_buffer: int,
+           whole_input: bool) -> None:
     """Run the rules offline, with Datadog's detection semantics; one JSON signal per line.
 
     \b
       ccl collect --once > activities.ndjson
       ccl detect --events activities.ndjson --geoip-db GeoLite2-City.mmdb
+      ccl detect --events /var/lib/vector/claude-compliance-logs/archive/ --events backfill.ndjson.gz
 
-    Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Run from the
-    repository root (rules from detections/) or give --rules.
+    Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Input may be in
+    any order (events are sorted by time, out of core past --sort-buffer) and of any size: memory
+    stays bounded. Lines no rule can match are skipped before they are parsed or normalized.
+    Run from the repository root (rules from detections/) or give --rules.
     """
     from ccl.commands.detect import run_detect
+    from ccl.detect_stream import StreamSettings, default_jobs
 
-    sys.exit(run_detect(events_source, rules_dir, geoip_db))
+    settings = StreamSettings(jobs=jobs or default_jobs(), sort_buffer=sort_buffer, geoip_db=geoip_db)
+    sys.exit(run_detect(list(inputs), rules_dir, settings, whole_input))
 
 
 SITE = click.option("--site", metavar="SITE", help="Datadog site, e.g. datadoghq.eu (default $DD_SITE, else "

@@ -36,6 +36,9 @@ from ccl.rules import SEVERITIES, Rule, RuleCase
 BASELINE_SECONDS = 24 * 3600
 TRAVEL_MIN_KM = 500.0
 TRAVEL_MIN_KMH = 1000.0
+# Beyond this gap even two antipodal places (half the Earth's circumference) are slower than the
+# minimum speed, so a user's last location can be forgotten.
+TRAVEL_REACH_SECONDS = math.pi * 6371.0 / TRAVEL_MIN_KMH * 3600.0 + 1.0
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Signal:
     first_seen: float
     last_seen: float
     activity_ids: list[str] = field(default_factory=list)
+    # Set once no later event can extend the signal: then it is final and can be written out.
+    closed: bool = field(default=False, repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -102,6 +107,8 @@ class _Signals:
             if SEVERITIES.index(severity) > SEVERITIES.index(signal.severity):
                 signal.severity = severity
         else:
+            if signal is not None:
+                _close(signal)
             signal = Signal(self.rule.id, severity, group, now, now)
             self.open[key] = signal
             self.out.append(signal)
@@ -113,6 +120,19 @@ class _Signals:
                 signal.activity_ids.append(activity_id)
                 signal.first_seen = min(signal.first_seen, moment)
         signal.last_seen = max(signal.last_seen, now)
+
+    def close_unreachable(self, moment: float) -> None:
+        """Close the open signals that no event at `moment` or later can extend."""
+        for key, signal in list(self.open.items()):
+            if moment - signal.last_seen > self.rule.keep_alive \
+                    or moment - signal.first_seen > self.rule.max_signal_duration:
+                del self.open[key]
+                _close(signal)
+
+
+def _close(signal: Signal) -> None:
+    signal.closed = True
+    signal.__dict__.pop("_ids", None)  # only an open signal needs to know which ids it holds
 
 
 class ThresholdDetector:
@@ -175,6 +195,14 @@ class ThresholdDetector:
             return float(sum(numbers) if query.aggregation == "sum" else max(numbers))
         return float(len(window))
 
+    def forget_before(self, moment: float) -> None:
+        """Drop the groups none of whose events is in the window of an event at `moment` or later."""
+        horizon = moment - self.rule.evaluation_window
+        for key in [key for key, windows in self.windows.items()
+                    if all(not window or window[-1][0] < horizon for window in windows.values())]:
+            del self.windows[key]
+            self.distinct.pop(key, None)
+
 
 class NewValueDetector:
     """New values of `metric`, learned per group, as Datadog documents newValueOptions.
@@ -233,6 +261,17 @@ class NewValueDetector:
         group = {**dict(zip(query.group_by, group_values, strict=True)), query.metric: value}
         self.signals.raise_or_extend((key, value), group, self.rule.cases[0].severity, moment, [(moment, event)])
 
+    def forget_before(self, moment: float) -> None:
+        """Drop values that an event at `moment` or later would find forgotten anyway (forget_after).
+
+        Each group keeps one entry, so that a group that was seen stays different from one never seen.
+        """
+        horizon = moment - self.rule.forget_after
+        for known in self.known.values():
+            stale = [value for value, seen_at in known.items() if seen_at < horizon]
+            for value in stale[1:] if len(stale) == len(known) else stale:
+                del known[value]
+
 
 class ImpossibleTravelDetector:
     def __init__(self, rule: Rule, out: list[Signal]):
@@ -271,6 +310,12 @@ class ImpossibleTravelDetector:
             group = dict(zip(query.group_by, group_values, strict=True))
             self.signals.raise_or_extend(key, group, self.rule.cases[0].severity, moment,
                                          [(before, event0), (moment, event)])
+
+    def forget_before(self, moment: float) -> None:
+        """Drop last locations too old for any hop from them to be fast enough (half the Earth at 1,000 km/h)."""
+        horizon = moment - TRAVEL_REACH_SECONDS
+        for key in [key for key, last in self.last.items() if last[0] < horizon]:
+            del self.last[key]
 
 
 class SequenceDetector:
@@ -312,6 +357,18 @@ class SequenceDetector:
         group = dict(zip(self.group_by, group_values, strict=True))
         self.signals.raise_or_extend(key, group, self.rule.cases[0].severity, moment, collected)
 
+    def forget_before(self, moment: float) -> None:
+        """Drop groups with no event in any step's window and no sequence an event at `moment` could continue."""
+        horizon = moment - self.longest
+        for key in list(self.windows):
+            if any(window and window[-1][0] >= horizon for window in self.windows[key].values()):
+                continue
+            step_index, completed_at, _ = self.progress.get(key, (0, 0.0, []))
+            if step_index and moment - completed_at <= self.rule.steps[step_index].after_previous:
+                continue
+            del self.windows[key]
+            self.progress.pop(key, None)
+
 
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -337,7 +394,9 @@ class Engine:
     def __init__(self, rules: list[Rule]):
         self.rules = [rule for rule in rules if rule.enabled]
         self.signals: list[Signal] = []
-        self._detectors = {rule.id: DETECTORS[rule.method](rule, self.signals) for rule in self.rules}
+        self._in_order = [DETECTORS[rule.method](rule, self.signals) for rule in self.rules]
+        self._detectors = {rule.id: detector for rule, detector in zip(self.rules, self._in_order, strict=True)}
+        self._position = {id(rule): position for position, rule in enumerate(self.rules)}
         self._by_name: dict[str, list[Rule]] = {}
         self._any_name: list[Rule] = []
         for rule in self.rules:
@@ -369,9 +428,56 @@ class Engine:
         return self.signals
 
     def feed(self, moment: float, event: dict[str, Any]) -> None:
+        self.feed_matched(moment, event, self.matches(event))
+
+    def matches(self, event: dict[str, Any]) -> list[tuple[int, list[int]]]:
+        """(rule position, indices of its queries the event matches), in the order rules see the event.
+
+        Separate from `feed_matched` so that matching can run in other processes than the detectors.
+        """
         name = (event.get("evt") or {}).get("name")
         candidates = self._by_name.get(name, []) if isinstance(name, str) else []
+        found = []
         for rule in (*candidates, *self._any_name) if self._any_name else candidates:
             matched = [index for index, query in enumerate(rule.queries) if query.matches(event)]
             if matched:
-                self._detectors[rule.id].feed(moment, event, matched)
+                found.append((self._position[id(rule)], matched))
+        return found
+
+    def feed_matched(self, moment: float, event: dict[str, Any], matches: list[tuple[int, list[int]]]) -> None:
+        for position, matched in matches:
+            self._in_order[position].feed(moment, event, matched)
+
+    # -- streaming: events arrive already in time order, and memory stays bounded by the rules' state
+
+    def forget_before(self, moment: float) -> None:
+        """Drop what no event at `moment` or later can reach; close the signals none can extend.
+
+        Only valid once every event before `moment` has been fed: a streaming run calls it now and
+        then with the time of the event it just fed. Signals are the same as without it.
+        """
+        for detector in self._in_order:
+            forget = getattr(detector, "forget_before", None)
+            if forget is not None:
+                forget(moment)
+            detector.signals.close_unreachable(moment)
+
+    def take_finished(self) -> list[Signal]:
+        """The signals that can no longer change, in the order they were raised; each is handed out once.
+
+        A signal raised after one still open waits for it, so the order is the same as `run`'s.
+        """
+        done = 0
+        for signal in self.signals:
+            if not signal.closed:
+                break
+            done += 1
+        finished = self.signals[:done]
+        del self.signals[:done]
+        return finished
+
+    def finish(self) -> list[Signal]:
+        """Every signal not handed out yet: the input has ended, so none can change any more."""
+        remaining = self.signals[:]
+        del self.signals[:]
+        return remaining

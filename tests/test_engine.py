@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ruamel.yaml import YAML
 
 from ccl.assets import Asset, plain
-from ccl.engine import Engine
+from ccl.engine import Engine, event_time
 from ccl.rules import build_rule
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
@@ -242,3 +242,36 @@ def test_a_sequence_that_timed_out_starts_over_with_the_current_event():
     again = [event(3600 + i * 10, "sso_login_failed", n=10 + i, ip="x") for i in range(3)]
     signals = Engine([rule(SEQUENCE)]).run([*first, *again, event(3700, "sso_login_succeeded", n=99, ip="x")])
     assert len(signals) == 1 and "a0-0" not in signals[0].activity_ids
+
+
+def test_forgetting_keeps_state_bounded_and_changes_no_signal():
+    """A month with a new address every hour, a new person every day and a new key creator every hour:
+    fed in order with forget_before now and then, each detector holds only what its windows can reach
+    (not a month's worth), and the signals are those of `run`, handed out as they become final."""
+    events = []
+    for hour in range(720):
+        base, address, n = hour * 3600, f"10.{hour // 256}.{hour % 256}.1", hour * 10
+        events += [event(base + second, "sso_login_failed", n=n + k, ip=address) for k, second in enumerate((0, 9, 18))]
+        events.append(event(base + 60, "sso_login_succeeded", n=n + 3, ip=address))
+        events.append(event(base + 100, "admin_api_key_created", n=n + 4, who=f"p{hour}", org="o"))
+        events.append(login(base + 200, n + 5, LONDON if hour % 2 else CHANGCHUN) | {"usr": {"id": f"u{hour // 24}"}})
+    rules_text = [FAILURES, SEQUENCE, NEW_VALUE, TRAVEL.replace("BASELINE", "false")]
+    expected = [s.to_json() for s in Engine([rule(text) for text in rules_text]).run(events)]
+    streaming = Engine([rule(text) for text in rules_text])
+    threshold, sequence, new_value, travel = streaming._in_order
+    written, largest = [], {"threshold": 0, "sequence": 0, "new_value": 0, "travel": 0}
+    for number, item in enumerate(events, start=1):
+        streaming.feed(event_time(item), item)
+        if number % 50 == 0:
+            streaming.forget_before(event_time(item))
+            written += [s.to_json() for s in streaming.take_finished()]
+            for name, size in (("threshold", len(threshold.windows)), ("sequence", len(sequence.windows)),
+                               ("new_value", len(new_value.known.get(("o",), {}))), ("travel", len(travel.last))):
+                largest[name] = max(largest[name], size)
+    handed_out_early = len(written)
+    written += [s.to_json() for s in streaming.finish()]
+    assert written == expected and {s["rule"] for s in expected} == {"r"} and len(expected) > 2000
+    assert handed_out_early > len(expected) - 100  # only the last day's may still change at the end
+    # Without forgetting: 720 addresses, 720 creators, 30 people.
+    assert largest["threshold"] <= 3 and largest["sequence"] <= 3 and largest["new_value"] <= 50
+    assert largest["travel"] <= 2

@@ -11,11 +11,58 @@ from typing import Any
 
 from ccl.commands.normalize import read_ndjson
 from ccl.commands.validate import load_valid
+from ccl.detect_prepare import is_normalized
+from ccl.detect_stream import StreamSettings, detect_stream
 from ccl.engine import Engine
+from ccl.event_files import InputError, Source, find_sources, open_binary
+from ccl.external_sort import SortSpaceError
 from ccl.geoip import GeoIpError
 from ccl.normalize import SOURCE, Normalizer
-from ccl.rules import build_rule
+from ccl.rules import Rule, build_rule
 from ccl.vrl import VrlError
+
+
+def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, whole_input: bool = False) -> int:
+    assets, code = load_valid((rules_dir,))
+    if code:
+        return code
+    rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
+    try:
+        sources = find_sources(inputs)
+        if whole_input:
+            return run_whole_input(sources, rules, settings.geoip_db)
+        report = detect_stream(sources, rules, settings, _write_signal, _problem)
+    except BrokenPipeError:
+        return 0  # the reader (e.g. `head`) has what it wanted
+    except (InputError, GeoIpError, VrlError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SortSpaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; the signals written so far are final, the others were not written", file=sys.stderr)
+        return 130
+    order = ""
+    if report.in_order:
+        order = f"; already in time order ({report.in_order}): detected while reading, nothing sorted"
+    elif report.runs_on_disk:
+        order = f"; sorted in {report.runs_on_disk:,} runs on disk"
+    print(f"{report.events:,} events ({report.skipped:,} no rule can match), {len(rules)} rules, "
+          f"{report.signals} signals{order}", file=sys.stderr)
+    return 2 if report.bad_lines else 0
+
+
+def _write_signal(signal: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(signal, ensure_ascii=False) + "\n")
+
+
+def _problem(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# -- the whole-input path (hidden --whole-input): every event in memory, then sorted -------------
+# Kept as it was before streaming, so that the benchmark and the equivalence tests compare against it.
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name: read it
 # without parsing the line, and skip lines no rule can match. Anything else is parsed in full.
@@ -23,24 +70,10 @@ EVENT_NAME = re.compile(rb'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
 SOURCE_BYTES = SOURCE.encode()
 
 
-def is_normalized(event: dict[str, Any]) -> bool:
-    return event.get("ddsource") == SOURCE and isinstance(event.get("evt"), dict)
-
-
-def run_detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> int:
-    assets, code = load_valid((rules_dir,))
-    if code:
-        return code
-    rules = [build_rule(asset) for asset in assets if asset.kind == "rule"]
+def run_whole_input(sources: list[Source], rules: list[Rule], geoip_db: Path | None) -> int:
     normalizer: Normalizer | None = None
-    try:
-        # Bytes: most lines of a large file are never parsed, so they are never decoded either.
-        stream = sys.stdin.buffer if events_source == "-" else open(events_source, "rb")  # noqa: SIM115
-    except OSError as error:
-        print(f"error: {events_source}: {error.strerror}", file=sys.stderr)
-        return 2
-    events, bad = [], 0
-    name = "<stdin>" if events_source == "-" else events_source
+    events: list[dict[str, Any]] = []
+    bad = 0
     # Millions of small dicts, none cyclic: the cyclic collector would rescan them again and
     # again while they are read (it made reading 5x slower), so it rests until the end.
     gc.disable()
@@ -61,29 +94,27 @@ def run_detect(events_source: str, rules_dir: Path, geoip_db: Path | None) -> in
         return False
 
     try:
-        for line_number, event, problem in read_ndjson(stream, needed):
-            if problem:
-                bad += 1
-                print(f"{name}:{line_number}: {problem}; line skipped", file=sys.stderr)
-                continue
-            if not is_normalized(event):
-                if normalizer is None:
-                    normalizer = Normalizer(geoip_db)
-                event = normalizer.normalize(event)
-            events.append(event)
-    except (GeoIpError, VrlError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        for source in sources:
+            stream = open_binary(source)
+            try:
+                for line_number, event, problem in read_ndjson(stream, needed):
+                    if problem:
+                        bad += 1
+                        print(f"{source.name}:{line_number}: {problem}; line skipped", file=sys.stderr)
+                        continue
+                    if not is_normalized(event):
+                        if normalizer is None:
+                            normalizer = Normalizer(geoip_db)
+                        event = normalizer.normalize(event)
+                    events.append(event)
+            finally:
+                if source.path is not None:
+                    stream.close()
+        signals = engine.run(events)
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-    signals = engine.run(events)
-    gc.enable()
-    try:
-        for signal in signals:
-            sys.stdout.write(json.dumps(signal.to_json(), ensure_ascii=False) + "\n")
-    except BrokenPipeError:
-        return 0
+        gc.enable()
+    for signal in signals:
+        _write_signal(signal.to_json())
     print(f"{len(events) + skipped:,} events ({skipped:,} no rule can match), {len(rules)} rules, "
           f"{len(signals)} signals", file=sys.stderr)
     return 2 if bad else 0

@@ -1,0 +1,179 @@
+"""Where `ccl detect` reads events from: files, directories (Vector's archive), stdin; compressed or not.
+
+Compression is recognised by its magic number, not by the file's name, so that `activities.ndjson`
+written gzip-compressed by Vector's file sink (`compression = "gzip"`) is read as well. zstd needs
+the `zstandard` package (part of the `tool` extra); gzip needs nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_BUFFER = 1 << 20
+
+
+class InputError(Exception):
+    """An input cannot be read; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # as the user wrote it (or the file found under a directory), for messages
+    path: Path | None  # None for stdin
+
+
+def find_sources(arguments: list[str]) -> list[Source]:
+    """Each argument is a file, a directory (every file under it, in name order, hidden ones aside) or `-`."""
+    sources: list[Source] = []
+    for argument in arguments:
+        if argument == "-":
+            sources.append(Source("<stdin>", None))
+            continue
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(file for file in path.rglob("*") if file.is_file()
+                           and not any(part.startswith(".") for part in file.relative_to(path).parts))
+            if not found:
+                raise InputError(f"{argument}: a directory with no files in it")
+            sources.extend(Source(str(file), file) for file in found)
+        elif path.exists():
+            sources.append(Source(argument, path))
+        else:
+            raise InputError(f"{argument}: no such file or directory")
+    return sources
+
+
+def open_binary(source: Source) -> IO[bytes]:
+    """The source's bytes, decompressed if they are gzip or zstd."""
+    try:
+        raw: IO[bytes] = sys.stdin.buffer if source.path is None else open(source.path, "rb")  # noqa: SIM115
+    except OSError as error:
+        raise InputError(f"{source.name}: {error.strerror}") from None
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, READ_BUFFER)  # type: ignore[arg-type]
+    magic = buffered.peek(4)[:4]
+    if magic.startswith(GZIP_MAGIC):
+        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), READ_BUFFER)  # type: ignore[arg-type]
+    if magic == ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError:
+            buffered.close()
+            raise InputError(f"{source.name}: zstd-compressed; reading it needs the zstandard package "
+                             "(pip install 'claude-compliance-logs[tool]' or pip install zstandard)") from None
+        return io.BufferedReader(_ZstdFrames(buffered, zstandard), READ_BUFFER)
+    return buffered
+
+
+class _ZstdFrames(io.RawIOBase):
+    """Decompressed zstd, frame after frame; a stream that ends inside a frame is an error.
+
+    (zstandard's own stream reader returns a truncated frame as a shorter stream, silently.)
+    """
+
+    def __init__(self, compressed: IO[bytes], zstandard: ModuleType):
+        self._compressed, self._zstandard = compressed, zstandard
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._compressed.read(READ_BUFFER)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("the zstd stream ends in the middle of a frame (truncated file?)")
+                return 0
+            self._pending = self._decompress(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            chunk = b""
+            if self._frame.eof:
+                self._in_frame = False
+                chunk = self._frame.unused_data
+                self._frame = self._zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._compressed.close()
+        super().close()
+
+
+def is_plain_file(source: Source) -> bool:
+    """A regular, uncompressed file: one that can be read backwards."""
+    if source.path is None or not source.path.is_file():
+        return False
+    with source.path.open("rb") as file:
+        magic = file.read(4)
+    return not (magic.startswith(GZIP_MAGIC) or magic == ZSTD_MAGIC)
+
+
+def count_lines(path: Path) -> int:
+    """Lines as `read_lines` numbers them (a last line without a newline counts)."""
+    count, last = 0, b"\n"
+    with path.open("rb") as file:
+        while block := file.read(READ_BUFFER):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def read_lines_backwards(source: Source, total: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) from the last line to the first, numbered as `read_lines` does; `total` from count_lines."""
+    assert source.path is not None
+    try:
+        file = source.path.open("rb")
+    except OSError as error:
+        raise InputError(f"{source.name}: {error.strerror}") from None
+    with file:
+        end = file.seek(0, 2)
+        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
+            end -= 1  # the last newline ends the last line; it does not start another
+        position, pending, number = end, b"", total
+        while position > 0:
+            size = min(READ_BUFFER, position)
+            position -= size
+            file.seek(position)
+            parts = (file.read(size) + pending).split(b"\n")
+            pending = parts[0]
+            for line in reversed(parts[1:]):
+                yield number, line
+                number -= 1
+        if end:
+            yield number, pending
+
+
+def read_lines(source: Source) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for every line of the source; a corrupt compressed stream is an InputError."""
+    stream = open_binary(source)
+    line_number = 0
+    try:
+        for line_number, line in enumerate(stream, start=1):
+            yield line_number, line
+    except Exception as error:
+        # gzip: BadGzipFile (an OSError), EOFError when truncated; zstandard: ZstdError; disks: OSError.
+        if isinstance(error, OSError | EOFError) or type(error).__name__ == "ZstdError":
+            raise InputError(f"{source.name}: unreadable after line {line_number}: {error}") from None
+        raise
+    finally:
+        if source.path is not None:
+            stream.close()
