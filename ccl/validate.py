@@ -74,6 +74,9 @@ def _explain(error: Any) -> str:
         return f"unknown key {', '.join(map(repr, extra))}; allowed here: {', '.join(allowed)}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["nearest"]:
+        return (f"{error.instance!r} names no Datadog or Panther rule; write `Datadog def-000-xxx (severity not "
+                "published)` or `Panther Anthropic.Activity.<Rule> (<severity>)`, several joined by `; `, or `none`")
     if error.validator == "pattern":
         return (f"{error.instance!r} does not match {error.validator_value} "
                 "(attributes start with @, ids are kebab-case)")
@@ -212,7 +215,16 @@ def _check_rule(asset: Asset) -> list[Problem]:
         problems.append(Problem(asset.path, asset.line("tags"), "tags: add a MITRE ATT&CK tactic and technique, "
                                                                 "e.g. tactic:TA0005-defense-evasion, technique:T1562"))
     problems.extend(_check_tests(asset))
+    problems.extend(_check_nearest(asset))
     return problems
+
+
+def _check_nearest(asset: Asset) -> list[Problem]:
+    """A rule that overlaps a Datadog default rule names it as its nearest rule (docs/rules.md shows both)."""
+    nearest = asset.data["nearest"]
+    return [Problem(asset.path, asset.line("nearest"), f"nearest: the rule overlaps Datadog's {default_id} "
+                    f"(overlaps_default); name it here, e.g. `Datadog {default_id} (severity not published)`")
+            for default_id in asset.data.get("overlaps_default", []) if f"Datadog {default_id} " not in nearest + " "]
 
 
 def _replayable_counts(asset: Asset) -> list[Problem]:
