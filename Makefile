@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint dist clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,15 @@ bench: $(STAMP)
 	$(PY) bench/bench_normalize.py
 	$(PY) bench/bench_detect.py
 
+# The wheel and sdist, and the single-file collector for Vector hosts (python3 3.11+, nothing
+# installed), all from what is installed in .venv: nothing is downloaded.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(PY) deploy/build_pyz.py --out dist/claude-compliance-collector.pyz
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info .demo out .ccl-test-report.txt
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info .demo out .ccl-test-report.txt

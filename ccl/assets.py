@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from ccl.bounded_yaml import YamlLimitError, bounded_yaml
 
 KIND_DIRS = {"pipeline": "pipelines", "dashboard": "dashboards", "rule": "detections", "monitor": "monitors"}
 DIR_KINDS = {directory: kind for kind, directory in KIND_DIRS.items()}
@@ -84,13 +85,15 @@ def _kind_of(path: Path) -> str | None:
 
 
 def load(kind: str, path: Path) -> Asset | Problem:
-    yaml = YAML(typ="rt")
+    yaml = bounded_yaml("rt")
     try:
         tree = yaml.load(path.read_text(encoding="utf-8"))
     except OSError as error:
         return Problem(path, 0, f"cannot read: {error.strerror}")
     except UnicodeDecodeError:
         return Problem(path, 0, "not UTF-8 text")
+    except YamlLimitError as error:
+        return Problem(path, error.line, error.message)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 0

@@ -214,11 +214,34 @@ def docs(paths: tuple[Path, ...], out: Path) -> None:
     sys.exit(run_docs(paths, out))
 
 
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--install", metavar="SPEC",
+              help="the pip requirement CI installs ccl from, written to requirements.txt "
+                   "(default: claude-compliance-logs[tool] at this version, once it is on PyPI)")
+@click.option("--force", is_flag=True, help="write into a non-empty DIR: add the missing files, never overwrite one")
+def init(directory: Path, install: str | None, force: bool) -> None:
+    """Create a detections repository for your team in DIR.
+
+    \b
+    One example of each kind (pipeline with Datadog's samples as its tests, dashboard, monitor,
+    rule with its tests), the JSON Schemas for editors, a GitHub Actions workflow (validate and
+    test on pull requests, plan as a comment, deploy on main, one deploy at a time) and a README.
+    Refuses a non-empty DIR (one holding only .git is empty) unless --force.
+    \b
+      ccl init ../claude-detections && cd ../claude-detections && ccl validate && ccl test
+    """
+    from ccl.commands.init import run_init
+
+    sys.exit(run_init(directory, install, force))
+
+
 SITE = click.option("--site", metavar="SITE", help="Datadog site, e.g. datadoghq.eu (default $DD_SITE, else "
                     "datadoghq.com); $DD_API_URL overrides the API URL")
 ONLY = click.option("--only", type=click.Choice(["pipelines", "dashboards", "rules", "monitors"]),
                     help="only this kind of object")
-PRUNE = click.option("--prune", is_flag=True, help="delete managed objects whose file is gone (never anything else)")
+PRUNE = click.option("--prune", is_flag=True, help="delete ccl's objects whose file is gone, and identical duplicates "
+                     "of ccl's objects (keeping the oldest); never anything else")
 DEFAULTS = click.option("--disable-overlapping-defaults", "disable_defaults", is_flag=True,
                         help="disable Datadog's default rules that our rules supersede (they cannot be deleted)")
 
@@ -260,7 +283,8 @@ def plan(prune: bool, only: str | None, as_json: bool, verbose: bool, disable_de
 
     \b
     Keys: DD_API_KEY and DD_APP_KEY (or DD_APPLICATION_KEY) from the environment, never arguments.
-    Only objects carrying the key of one of our files are ever updated or deleted.
+    Only objects carrying the exact key of one of our files (or ccl's marker) are ever updated or
+    deleted; objects that merely resemble ours are listed in the notes and left alone.
     """
     from ccl.commands.deploy import run_plan
 
@@ -278,7 +302,8 @@ def deploy(yes: bool, prune: bool, only: str | None, disable_defaults: bool, sit
 
     \b
     Rules go through Datadog's validation endpoint first; a refused rule is reported with its
-    file and Datadog's message, and left as it is. A second run after any failure completes it.
+    file and Datadog's message, and left as it is. Each key is looked up again right before it is
+    created, and each write is read back and compared. A second run after any failure completes it.
     """
     from ccl.commands.deploy import run_deploy
 

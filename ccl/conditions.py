@@ -12,6 +12,9 @@ from collections.abc import Callable
 TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>>=|<=|==|!=|&&|\|\||[<>()]))")
 Values = dict[str, float]
+# ccl's own bounds: far above any real case, low enough that evaluation never exhausts the recursion.
+MAX_CONDITION_LENGTH = 1000
+MAX_NESTING = 32
 
 
 class ConditionError(ValueError):
@@ -20,6 +23,8 @@ class ConditionError(ValueError):
 
 def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bool], set[str]]:
     """(evaluator, names used); raises ConditionError naming the problem."""
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise ConditionError(f"{len(text):,} characters; ccl accepts conditions of at most {MAX_CONDITION_LENGTH:,}")
     tokens: list[tuple[str, str]] = []
     position = 0
     while position < len(text):
@@ -35,7 +40,7 @@ def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bo
     unknown = sorted(names - known)
     if unknown:
         raise ConditionError(f"names no query: {', '.join(unknown)} (queries: {', '.join(sorted(known))})")
-    index = 0
+    index = depth = 0
 
     def peek() -> tuple[str, str] | None:
         return tokens[index] if index < len(tokens) else None
@@ -64,11 +69,16 @@ def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bo
         return left
 
     def parse_comparison():
+        nonlocal depth
         if peek() == ("op", "("):
             take()
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ConditionError(f"parentheses nested deeper than {MAX_NESTING} levels")
             inner = parse_or()
             if take() != ("op", ")"):
                 raise ConditionError("missing )")
+            depth -= 1
             return inner
         left = operand()
         kind, op = take()

@@ -8,12 +8,12 @@ are reported apart and are not counted as exercised.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ccl.actor_matrix import RuleRow
 from ccl.catalog import activity_types
 from ccl.query import event_names
+from ccl.query_match import wildcard_matcher
 from ccl.rules import Rule
 from ccl.testing import TestOutcome
 
@@ -70,8 +70,8 @@ def named_types(rules: list[Rule]) -> set[str]:
         for query in rule.queries:
             for name, is_pattern in event_names(query.node):
                 if is_pattern:
-                    regex = re.compile(re.escape(name).replace(r"\*", ".*").replace(r"\?", "."))
-                    found |= {t for t in catalog if regex.fullmatch(t)}
+                    matches = wildcard_matcher(name)
+                    found |= {t for t in catalog if matches(t)}
                 elif name in activity_types():
                     found.add(name)
     return found

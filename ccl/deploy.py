@@ -1,12 +1,14 @@
-"""Plan and apply: what differs between the YAML assets and the Datadog org, and making it so.
+"""Plan: what differs between the YAML assets and the Datadog org, and why.
 
-Ownership: an object is ours only if it carries the key of its file (rules and monitors a
-`ccl:<id>` tag, pipelines and dashboards a `[managed by ccl: <id>]` marker in the description).
-Anything else is never updated or deleted, even with the same name.
+Ownership is exact (ccl/datadog/ownership.py): the key of a file in a fixed place, never a
+substring; an object that only resembles ours is reported and never touched. Several objects with
+the key of one file (two deploys that ran at once) are duplicates: the oldest is the one managed,
+and `--prune` deletes the others when they hold exactly what the file renders.
 
 Diffs compare our rendered payload with the remote object projected onto the fields we send:
 server-side fields (ids, authors, timestamps, versions) and server defaults do not exist in our
-payload, so they never show up as changes, and an unchanged file plans `noop`.
+payload, so they never show up as changes, and an unchanged file plans `noop`. Applying a plan is
+ccl/datadog/apply.py.
 """
 
 from __future__ import annotations
@@ -17,15 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ccl.assets import Asset
-from ccl.datadog.client import DatadogClient, DatadogError
-from ccl.datadog.resources import (
-    KINDS,
-    Dashboards,
-    Kind,
-    Rules,
-    is_default_on_our_source,
-    is_integration_pipeline_for_our_source,
-)
+from ccl.datadog.client import DatadogClient
+from ccl.datadog.ownership import age_seconds
+from ccl.datadog.resources import KINDS, Kind, is_default_on_our_source, is_integration_pipeline_for_our_source
 from ccl.render import render
 
 ORDER = ["pipeline", "dashboard", "monitor", "rule"]
@@ -42,6 +38,7 @@ class Change:
     payload: dict[str, Any] | None = None
     source: Path | None = None
     disables_default: bool = False
+    reason: str = ""  # why a delete: its file is gone, or it duplicates the object ccl manages
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "action": self.action, "remote_id": self.remote_id}
@@ -52,6 +49,8 @@ class Plan:
     base_url: str
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    local_keys: dict[str, set[str]] = field(default_factory=dict)  # kind -> ids of its files here
+    newest: dict[str, Any] = field(default_factory=dict)  # kind -> creation time of its newest object seen
 
     def count(self, action: str) -> int:
         return sum(change.action == action for change in self.changes)
@@ -103,6 +102,7 @@ def build_plan(assets: list[Asset], client: DatadogClient, kinds: list[str], pru
     for kind in [k for k in ORDER if k in kinds]:
         resource = KINDS[kind](client)
         remote = resource.list_remote()
+        plan.newest[kind] = newest_created(resource, remote)
         _plan_kind(plan, resource, remote, [a for a in assets if a.kind == kind], prune)
         if kind == "pipeline":
             _note_integration_pipeline(plan, remote)
@@ -112,42 +112,74 @@ def build_plan(assets: list[Asset], client: DatadogClient, kinds: list[str], pru
 
 
 def _plan_kind(plan: Plan, resource: Kind, remote: list[dict[str, Any]], local: list[Asset], prune: bool) -> None:
-    owned: dict[str, dict[str, Any]] = {}
-    for item in remote:
-        key = resource.owner_key(item)
-        if key is None:
-            continue
-        if key in owned:
-            plan.notes.append(f"two {resource.label} carry the key {key!r} ({resource.remote_id(owned[key])} and "
-                              f"{resource.remote_id(item)}); only the first is managed, delete the other by hand")
-            continue
-        owned[key] = item
+    local_keys = {asset.id for asset in local}
+    plan.local_keys[resource.name] = local_keys
+    ownership = resource.ownership(remote, local_keys)
+    if ownership.lookalikes:
+        count = len(ownership.lookalikes)
+        what = f"{resource.name} looks" if count == 1 else f"{resource.label} look"
+        plan.notes.append(f"{count} {what} like ccl's but not ccl's own, so ccl never changes or deletes "
+                          f"{'it' if count == 1 else 'them'}: {'; '.join(ownership.lookalikes)}")
+    owned_ids = {id(item) for items in ownership.owned.values() for item in items}
     for asset in sorted(local, key=lambda a: a.id):
         payload = render(asset)
         title = resource.title(payload)
-        existing = owned.get(asset.id)
-        if existing is not None:
-            remote_id = resource.remote_id(existing)
-            if isinstance(resource, Dashboards):
-                existing = resource.full(remote_id)
-            changes = diff(payload, resource.comparable_remote(existing, payload))
+        copies = ownership.owned.get(asset.id, [])
+        if copies:
+            kept, *duplicates = copies
+            remote_id = resource.remote_id(kept)
+            changes = differences(resource, kept, payload)
             plan.changes.append(Change(resource.name, asset.id, "update" if changes else "noop", title, remote_id,
                                        changes, payload, asset.path))
+            _plan_duplicates(plan, resource, asset.id, payload, remote_id, duplicates, prune)
             continue
         for item in remote:
-            if resource.title(item) == title and resource.owner_key(item) is None:
+            if resource.title(item) == title and id(item) not in owned_ids:
                 plan.notes.append(f"an unmanaged {resource.name} named {title!r} already exists (id "
                                   f"{resource.remote_id(item)}): ccl leaves it alone and creates its own")
         plan.changes.append(Change(resource.name, asset.id, "create", title, None, [], payload, asset.path))
-    local_keys = {asset.id for asset in local}
-    stale = [(key, item) for key, item in owned.items() if key not in local_keys]
-    for key, item in sorted(stale, key=lambda pair: pair[0]):
+    stale = sorted((key, items) for key, items in ownership.owned.items() if key not in local_keys)
+    for key, items in stale:
         if prune:
-            plan.changes.append(Change(resource.name, key, "delete", resource.title(item), resource.remote_id(item)))
+            plan.changes.extend(Change(resource.name, key, "delete", resource.title(item), resource.remote_id(item),
+                                       reason="its file is gone") for item in items)
     if stale and not prune:
         label = resource.name if len(stale) == 1 else resource.label
         plan.notes.append(f"{len(stale)} managed {label} no longer in the repository "
-                          f"({', '.join(sorted(key for key, _ in stale))}): --prune deletes them")
+                          f"({', '.join(key for key, _ in stale)}): --prune deletes them")
+
+
+def newest_created(resource: Kind, remote: list[dict[str, Any]], since: Any = None) -> Any:
+    """The latest creation time among `remote` and `since` (None when none is known)."""
+    times = [value for value in [since, *(resource.created(item) for item in remote)]
+             if age_seconds(value) != float("inf")]
+    return max(times, key=age_seconds, default=None)
+
+
+def differences(resource: Kind, remote: dict[str, Any], payload: dict[str, Any]) -> list[str]:
+    """What applying `payload` would change in `remote`, on the fields ccl sends."""
+    return diff(payload, resource.comparable_remote(resource.complete(remote), payload))
+
+
+def _plan_duplicates(plan: Plan, resource: Kind, key: str, payload: dict[str, Any], kept_id: str,
+                     duplicates: list[dict[str, Any]], prune: bool) -> None:
+    """Copies of one of our objects: deleted with --prune if they hold exactly what the file renders."""
+    identical = []
+    for item in duplicates:
+        remote_id = resource.remote_id(item)
+        if differences(resource, item, payload):
+            plan.notes.append(f"{resource.name} {remote_id} also carries the key {key!r} but differs from {kept_id}, "
+                              "the one ccl manages: ccl leaves it alone; delete it by hand if it is a leftover")
+        else:
+            identical.append(remote_id)
+    if prune:
+        plan.changes.extend(Change(resource.name, key, "delete", resource.title(payload), remote_id,
+                                   reason=f"duplicate of {kept_id}") for remote_id in identical)
+    elif identical:
+        copies = "an identical copy" if len(identical) == 1 else f"{len(identical)} identical copies"
+        plan.notes.append(f"{copies} of {resource.name} {key} ({', '.join(identical)}), most likely made by two "
+                          f"deploys at once: --prune deletes {'it' if len(identical) == 1 else 'them'} and keeps "
+                          f"the oldest, {kept_id}")
 
 
 def _note_integration_pipeline(plan: Plan, remote: list[dict[str, Any]]) -> None:
@@ -181,53 +213,6 @@ def _plan_defaults(plan: Plan, remote: list[dict[str, Any]], local: list[Asset],
                                                  "cannot be deleted)" if enabled else ""))
 
 
-@dataclass
-class Outcome:
-    applied: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    not_attempted: list[str] = field(default_factory=list)
-    refused: bool = False  # a 401 or 403 stopped the run
-
-
-def apply(plan: Plan, client: DatadogClient) -> Outcome:
-    outcome = Outcome()
-    pending = [c for c in plan.changes if c.action in ("create", "update")] + \
-              [c for c in plan.changes if c.action == "delete"]
-    for index, change in enumerate(pending):
-        label = f"{change.action} {change.kind} {change.key}"
-        resource = KINDS[change.kind](client)
-        try:
-            remote_id = _apply_one(change, resource)
-        except DatadogError as error:
-            if isinstance(resource, Rules) and error.status == 400 and change.source is not None:
-                outcome.failed.append(f"{label}: {change.source}: Datadog refused the rule: {error}")
-                continue
-            outcome.failed.append(f"{label}: {error}")
-            if error.status in (401, 403):
-                outcome.refused = True
-                outcome.not_attempted = [f"{c.action} {c.kind} {c.key}" for c in pending[index + 1:]]
-                break
-            continue
-        outcome.applied.append(f"{label}" + (f" (id {remote_id})" if remote_id else ""))
-    return outcome
-
-
-def _apply_one(change: Change, resource: Kind) -> str | None:
-    if change.disables_default and isinstance(resource, Rules):
-        resource.disable(str(change.remote_id))
-        return change.remote_id
-    if change.action == "delete":
-        resource.delete(str(change.remote_id))
-        return change.remote_id
-    assert change.payload is not None
-    if isinstance(resource, Rules):
-        resource.validate(change.payload)  # a 400 here leaves the rule as it is in Datadog
-    if change.action == "create":
-        return resource.create(change.payload)
-    resource.update(str(change.remote_id), change.payload)
-    return change.remote_id
-
-
 def render_plan(plan: Plan, verbose: bool = False) -> str:
     symbols = {"create": "+", "update": "~", "delete": "-", "noop": "="}
     lines = [f"Plan against {plan.base_url}: {plan.count('create')} to create, {plan.count('update')} to update, "
@@ -236,6 +221,8 @@ def render_plan(plan: Plan, verbose: bool = False) -> str:
         if change.action == "noop" and not verbose:
             continue
         where = f" (id {change.remote_id})" if change.remote_id else ""
+        if change.reason:
+            where += f": {change.reason}"
         lines.append(f"  {symbols[change.action]} {change.action:<7} {change.kind:<10} {change.key + where:<40} "
                      f"{change.title}")
         lines.extend(f"        {line}" for line in change.diff[:20])
@@ -244,18 +231,4 @@ def render_plan(plan: Plan, verbose: bool = False) -> str:
     if plan.notes:
         lines.append("Notes:")
         lines.extend(f"  - {note}" for note in plan.notes)
-    return "\n".join(lines)
-
-
-def render_outcome(outcome: Outcome) -> str:
-    lines = []
-    for title, items in (("applied", outcome.applied), ("FAILED", outcome.failed),
-                         ("not attempted", outcome.not_attempted)):
-        if items:
-            lines.append(f"{title} ({len(items)}):")
-            lines.extend(f"  {item}" for item in items)
-    if outcome.failed or outcome.not_attempted:
-        lines.append("Fix the cause and run the same command again: it completes what is missing.")
-    elif not outcome.applied:
-        lines.append("nothing to do")
     return "\n".join(lines)

@@ -8,15 +8,13 @@ attributes under evt, usr, network.client.ip, http and ocsf, and the date; our o
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-from ruamel.yaml import YAML
 
 from ccl.assets import Asset
 from ccl.normalize import Normalizer
 from ccl.pipeline_emulator import PipelineEmulator
 from ccl.render import render_pipeline
+from ccl.samples import SamplesError, load_samples
 from ccl.testing import TestOutcome
 
 GROUPS = ("evt", "usr", "network.client.ip", "http", "ocsf")
@@ -58,11 +56,12 @@ def run_pipeline_tests(asset: Asset, normalizer: Normalizer) -> list[TestOutcome
     emulator = PipelineEmulator(render_pipeline(asset))
     outcomes = []
     for entry in asset.data.get("tests", []):
-        samples_path = (asset.path.parent / entry["datadog_samples"]).resolve()
-        samples = YAML(typ="safe").load(samples_path.read_text(encoding="utf-8"))["tests"]
-        for number, sample in enumerate(samples, start=1):
-            raw = json.loads(sample["sample"])
-            expected = sample["result"]
+        try:
+            samples = load_samples(asset.path, entry["datadog_samples"])
+        except SamplesError as error:
+            outcomes.append(TestOutcome(asset.id, "Datadog samples", False, str(error)))
+            continue
+        for number, (raw, expected) in enumerate(samples, start=1):
             for label, event in (("raw", raw), ("normalized by Vector", normalizer.normalize(raw))):
                 got = emulator.run({**event, "ddsource": "claude-compliance-logs"})
                 problems = compare(expected["custom"], got)

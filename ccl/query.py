@@ -24,13 +24,17 @@ from typing import Any
 RESERVED = {"host": "host", "source": "ddsource", "status": "status", "service": "service",
             "trace_id": "trace_id", "message": "message", "timestamp": "timestamp"}
 SPECIAL = set('+-=&|><!(){}[]^"~*?:\\# \t\n')
+# ccl's own bounds (Datadog documents none): far above any real rule, and low enough that a
+# hostile query cannot exhaust the parser's recursion or the matcher's time.
+MAX_QUERY_LENGTH = 4000
+MAX_NESTING = 32
 
 
 class QueryError(ValueError):
     """A query does not parse; the message says where and what."""
 
-    def __init__(self, message: str, position: int):
-        super().__init__(f"{message} at character {position + 1}")
+    def __init__(self, message: str, position: int | None):
+        super().__init__(message if position is None else f"{message} at character {position + 1}")
         self.position = position
 
 
@@ -155,9 +159,19 @@ def tokenize(query: str) -> list[Token]:
 
 class Parser:
     def __init__(self, query: str):
+        if len(query) > MAX_QUERY_LENGTH:
+            raise QueryError(f"the query is {len(query):,} characters long; ccl accepts at most "
+                             f"{MAX_QUERY_LENGTH:,} (split it into several queries or rules)", None)
         self.query = query
         self.tokens = tokenize(query)
         self.index = 0
+        self.depth = 0
+
+    def _deeper(self, token: Token) -> None:
+        """Count one more level of parentheses or NOT; refuse what would exhaust the recursion."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise QueryError(f"nested deeper than {MAX_NESTING} levels (parentheses and NOT)", token.position)
 
     def peek(self, offset: int = 0) -> Token | None:
         at = self.index + offset
@@ -202,8 +216,10 @@ class Parser:
     def parse_not(self) -> Node:
         token = self.peek()
         if token is not None and token.kind in ("NOT", "MINUS"):
-            self.take()
-            return Not(self.parse_not())
+            self._deeper(self.take())
+            node = Not(self.parse_not())
+            self.depth -= 1
+            return node
         if token is not None and token.kind == "WORD" and token.text == "+":
             self.take()
         return self.parse_primary()
@@ -211,10 +227,12 @@ class Parser:
     def parse_primary(self) -> Node:
         token = self.take()
         if token.kind == "LPAREN":
+            self._deeper(token)
             node = self.parse_or()
             if self.peek() is None:
                 raise QueryError("unclosed parenthesis", token.position)
             self.take("RPAREN")
+            self.depth -= 1
             return node
         if token.kind == "PHRASE":
             return Term(None, token.text, quoted=True)
@@ -284,8 +302,10 @@ class Parser:
                 negate = True
                 continue
             if token.kind == "LPAREN":
+                self._deeper(token)
                 node = self.parse_value_group(path, attribute)
                 self.take("RPAREN")
+                self.depth -= 1
             elif token.kind in ("WORD", "PHRASE", "TO"):
                 node = Term(path, token.text, quoted=token.kind == "PHRASE", attribute=attribute)
             else:

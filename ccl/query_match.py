@@ -158,11 +158,16 @@ def _tags(event: Event) -> list[str]:
     return [str(tag).strip() for tag in tags]
 
 
+def wildcard_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a whole value matches an unquoted pattern (`*`, `?`, `\\` escapes), as the engine does."""
+    return _value_matcher(pattern, quoted=False)
+
+
 def _value_matcher(pattern: str, quoted: bool) -> Callable[[str], bool]:
     if quoted or not re.search(r"(?<!\\)[*?]", pattern):
         literal = _unescape(pattern)
         return lambda text: text == literal
-    regex = re.compile(_wildcard_regex(pattern), re.DOTALL)
+    regex = re.compile(_wildcard_regex(pattern, anchored_end=True), re.DOTALL)
     return lambda text: regex.fullmatch(text) is not None
 
 
@@ -170,19 +175,57 @@ def _text_matcher(pattern: str, quoted: bool) -> Callable[[str], bool]:
     if quoted:
         regex = re.compile(r"(?<!\w)" + re.escape(pattern) + r"(?!\w)", re.IGNORECASE)
     else:
-        regex = re.compile(r"(?<!\w)" + _wildcard_regex(pattern) + r"(?!\w)", re.IGNORECASE)
+        regex = re.compile(r"(?<!\w)" + _wildcard_regex(pattern, anchored_end=False) + r"(?!\w)",
+                           re.IGNORECASE)
     return lambda text: regex.search(text) is not None
 
 
-def _wildcard_regex(pattern: str) -> str:
-    out, i = [], 0
+def _wildcard_regex(pattern: str, anchored_end: bool) -> str:
+    """A regex for a wildcard pattern that never backtracks into a `*` but the last one.
+
+    A naive `.*` per `*` backtracks over every split of the text between the stars: polynomial
+    of the degree of the number of stars, minutes for a query with 25. Here the pattern is cut
+    at each `*` into fixed-length segments; every middle segment is placed at its leftmost
+    occurrence inside an atomic group (`(?>...)`, Python 3.11+), which never gives up a match
+    another placement would find, because the earliest end leaves the most text to the rest.
+    Only the last segment moves, once: it must end where the match ends (at the end of the value,
+    or before a non-word character for free text). Matching takes linear time per start.
+    """
+    segments = [_segment_regex(part) for part in _split_on_stars(pattern)]
+    if len(segments) == 1:
+        return segments[0]
+    middle = "".join(f"(?>.*?{segment})" for segment in segments[1:-1])
+    last = (".*" if anchored_end else ".*?") + segments[-1]
+    return segments[0] + middle + last
+
+
+def _split_on_stars(pattern: str) -> list[str]:
+    """The pattern cut at each unescaped `*` (escapes kept, for _segment_regex)."""
+    parts, current, i = [], [], 0
     while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            current.append(pattern[i:i + 2])
             i += 2
             continue
-        out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+        if pattern[i] == "*":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(pattern[i])
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _segment_regex(segment: str) -> str:
+    out, i = [], 0
+    while i < len(segment):
+        char = segment[i]
+        if char == "\\" and i + 1 < len(segment):
+            out.append(re.escape(segment[i + 1]))
+            i += 2
+            continue
+        out.append("." if char == "?" else re.escape(char))
         i += 1
     return "".join(out)
 

@@ -3,8 +3,8 @@
 pipelines/*.json (v1 logs pipeline, snake_case, every processor is_enabled), dashboards/*.json
 (v1), rules/*.json (v2 flat security monitoring rule), monitors/*.json (v1 log alert). Each
 payload carries the stable key of its file, which is how `ccl plan` recognizes what it owns:
-rules a `ccl:<id>` tag, monitors the same tag, pipelines and dashboards a marker in the
-description.
+rules and monitors the tags `ccl:<id>` and `managed-by:ccl`, pipelines and dashboards a marker
+as the last line of the description.
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ TEMPLATE_VARIABLES = [
 KIND_DIRECTORY = {"pipeline": "pipelines", "dashboard": "dashboards", "rule": "rules", "monitor": "monitors"}
 
 
+# Ownership (ccl/datadog/ownership.py): the key of the file, and a fixed marker that says ccl made it.
+OWNERSHIP_TAG_PREFIX = "ccl:"
+MANAGED_TAG = "managed-by:ccl"
+
+
 def marker(asset_id: str) -> str:
     return f"[managed by ccl: {asset_id}]"
 
 
 def ownership_tag(asset_id: str) -> str:
-    return f"ccl:{asset_id}"
+    return f"{OWNERSHIP_TAG_PREFIX}{asset_id}"
 
 
 def render(asset: Asset) -> dict[str, Any]:
@@ -114,7 +119,7 @@ def render_rule(asset: Asset) -> dict[str, Any]:
         }
     # Datadog's own default rules with the same strategy: `ccl plan` reports the overlap.
     overlaps = {f"ccl-overlaps:{default_id}" for default_id in rule.overlaps_default}
-    tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id), *overlaps})
+    tags = sorted({*rule.tags, ACTIVITIES, ownership_tag(rule.id), MANAGED_TAG, *overlaps})
     return {"name": rule.name, "type": "log_detection", "isEnabled": rule.enabled, "message": rule.message.strip(),
             "tags": tags, "hasExtendedTitle": True, "queries": queries, "cases": cases, "options": options}
 
@@ -142,7 +147,7 @@ def render_monitor(asset: Asset) -> dict[str, Any]:
         thresholds["warning"] = data["warning"]
     payload: dict[str, Any] = {
         "name": data["name"], "type": "log alert", "query": query, "message": data["message"].strip(),
-        "tags": sorted({*data.get("tags", []), f"source:{SOURCE}", ownership_tag(asset.id)}),
+        "tags": sorted({*data.get("tags", []), f"source:{SOURCE}", ownership_tag(asset.id), MANAGED_TAG}),
         "options": {"thresholds": thresholds, "notify_no_data": bool(data.get("notify_no_data", False)),
                     "enable_logs_sample": True, "include_tags": True, "notify_audit": False,
                     "on_missing_data": "default"},

@@ -15,14 +15,19 @@ from ccl.assets import Asset, Problem
 from ccl.attributes import is_known
 from ccl.catalog import activity_types
 from ccl.conditions import ConditionError, compile_condition
-from ccl.query import QueryError, attribute_fields, event_names, parse
+from ccl.datadog.ownership import reserved_tag_problems
+from ccl.query import MAX_QUERY_LENGTH, QueryError, attribute_fields, event_names, parse
+from ccl.query_match import wildcard_matcher
 from ccl.rules import WINDOW_VALUES
+from ccl.samples import SamplesError, check_reference
 from collector.timeparse import TimeFormatError, parse_duration
 
 TEMPLATE_ATTRIBUTE = re.compile(r"\{\{\s*@([A-Za-z0-9_.]+)\s*\}\}")
 TACTIC = re.compile(r"^tactic:TA\d{4}(-[a-z-]+)?$")
 TECHNIQUE = re.compile(r"^technique:T\d{4}(\.\d{3})?(-[a-z-]+)?$")
 MAX_PROCESSORS = 20
+MAX_TEST_SPAN = 365 * 86400  # the longest windows (new_value learning + forget-after) are 60 days
+MAX_TEST_EVENTS = 10_000
 
 
 @cache
@@ -48,6 +53,7 @@ def validate(assets: list[Asset]) -> list[Problem]:
         checker = {"rule": _check_rule, "dashboard": _check_dashboard, "monitor": _check_monitor,
                    "pipeline": _check_pipeline}[asset.kind]
         problems.extend(checker(asset))
+        problems.extend(reserved_tag_problems(asset))
     return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))
 
 
@@ -82,6 +88,8 @@ def _explain(error: Any) -> str:
                 "(attributes start with @, ids are kebab-case)")
     if error.validator == "type":
         return f"expected {error.validator_value}, got {type(error.instance).__name__}"
+    if error.validator == "maximum":
+        return f"{error.instance:,} is more than {error.validator_value:,}, the most ccl accepts"
     if error.validator == "minItems":
         return f"needs at least {error.validator_value} item(s)"
     return error.message
@@ -103,6 +111,10 @@ def _check_query(asset: Asset, problems: list[Problem], keys: tuple[str | int, .
     if scoped and "source:" in text.replace("@source:", ""):
         problems.append(Problem(asset.path, where, f"{label}: leave out `source:...`; render scopes every query "
                                                    "to the right source"))
+    if len(text) > MAX_QUERY_LENGTH:
+        problems.append(Problem(asset.path, where, f"{label}: {len(text):,} characters; ccl accepts queries of at "
+                                                   f"most {MAX_QUERY_LENGTH:,}, split it into several"))
+        return
     try:
         node = parse(text)
     except QueryError as error:
@@ -110,8 +122,8 @@ def _check_query(asset: Asset, problems: list[Problem], keys: tuple[str | int, .
         return
     for name, is_pattern in event_names(node):
         if is_pattern:
-            regex = re.compile(re.escape(name).replace(r"\*", ".*").replace(r"\?", "."))
-            if not any(regex.fullmatch(known) for known in activity_types()):
+            matches = wildcard_matcher(name)
+            if not any(matches(known) for known in activity_types()):
                 problems.append(Problem(asset.path, where, f"{label}: @evt.name:{name} matches none of the 514 "
                                                            "documented activity types"))
         elif name not in activity_types():
@@ -299,17 +311,36 @@ def _check_tests(asset: Asset) -> list[Problem]:
                                                                  "(signals: 1 or more) and one that must not "
                                                                  "(signals: 0)"))
     for index, test in enumerate(tests):
+        problems.extend(_check_test_timeline(asset, index, test))
         for position, event in enumerate(test["events"]):
             keys = ("tests", index, "events", position)
-            if "at" in event:
-                _duration(asset, problems, (*keys, "at"), event["at"])
-            if "every" in event:
-                _duration(asset, problems, (*keys, "every"), event["every"])
             activity_type = event["activity"].get("type")
             if activity_type not in activity_types():
                 problems.append(Problem(asset.path, asset.line(*keys, "activity", "type"),
                                         f"tests.{index}: activity type {activity_type!r} is not documented"
                                         f"{_suggest(str(activity_type))}"))
+    return problems
+
+
+def _check_test_timeline(asset: Asset, index: int, test: dict[str, Any]) -> list[Problem]:
+    """Offsets readable and on a bounded timeline, and a bounded number of events per test."""
+    problems: list[Problem] = []
+    for position, event in enumerate(test["events"]):
+        keys = ("tests", index, "events", position)
+        at = _duration(asset, problems, (*keys, "at"), event["at"]) if "at" in event else 0.0
+        every = _duration(asset, problems, (*keys, "every"), event["every"]) if "every" in event else 1.0
+        if at is None or every is None:
+            continue
+        last = at + every * (event.get("repeat", 1) - 1)
+        if last > MAX_TEST_SPAN:
+            where = "at" if at > MAX_TEST_SPAN else "every"
+            problems.append(Problem(asset.path, asset.line(*keys, where), f"{'.'.join(map(str, keys))}.{where}: the "
+                                    f"events would run until {last / 86400:,.0f} days after the test's start; a "
+                                    f"test's timeline spans at most {MAX_TEST_SPAN // 86400} days"))
+    total = sum(event.get("repeat", 1) for event in test["events"])
+    if total > MAX_TEST_EVENTS:
+        problems.append(Problem(asset.path, asset.line("tests", index, "events"), f"tests.{index}.events: {total:,} "
+                                f"events in one test; ccl accepts at most {MAX_TEST_EVENTS:,} (lower `repeat`)"))
     return problems
 
 
@@ -375,6 +406,12 @@ def _check_pipeline(asset: Asset) -> list[Problem]:
                 visit(processor.get("processors", []), (*keys, index, "processors"), depth + 1)
 
     visit(asset.data["processors"], ("processors",), 0)
+    for index, entry in enumerate(asset.data.get("tests", [])):
+        try:
+            check_reference(asset.path, entry["datadog_samples"])
+        except SamplesError as error:
+            problems.append(Problem(asset.path, asset.line("tests", index, "datadog_samples"),
+                                    f"tests.{index}.datadog_samples: {error}"))
     return problems
 
 

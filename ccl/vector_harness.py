@@ -134,7 +134,16 @@ class Config:
         files = [body["file"]] if "file" in body else body.get("files") or []
         if not files:
             raise HarnessError(f"remap {name!r} has neither `source` nor `file`")
-        return "\n".join((self.base_dir / file).read_text(encoding="utf-8") for file in files)
+        return "\n".join(self._read_program(name, file) for file in files)
+
+    def _read_program(self, name: str, file: str) -> str:
+        path = self.base_dir / file
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as error:
+            # Vector resolves `file` against its working directory, and so does this harness.
+            raise HarnessError(f"remap {name!r}: file = {file!r}: {error.strerror} ({path}); run from the "
+                               "directory that holds it, as Vector would be") from None
 
     # -- running -----------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +37,14 @@ class FakeDatadog:
         self.faults: list[tuple[str, str, int]] = []  # (method, path prefix, status), used once each
         self.forbidden: set[tuple[str, str]] = set()  # (method, path prefix) answered 403
         self.reject_rules: dict[str, str] = {}  # rule name -> validation error
+        # Hostile-world faults, not Datadog behaviour: every request of these methods answered with
+        # this status (an outage), and writes acknowledged with Datadog's usual answer but never
+        # applied (a broken proxy, a replica that drops writes).
+        self.failing: tuple[int, set[str]] | None = None
+        self.unapplied_writes = False
+        # Test instrumentation: called (outside the lock) before each create, e.g. a barrier that
+        # lines up the creates of two deploys.
+        self.before_create: Callable[[str], None] | None = None
         self.requests: list[tuple[str, str]] = []
         self._seed()
         self._server: ThreadingHTTPServer | None = None
@@ -116,6 +126,8 @@ class FakeDatadog:
         parts = urlsplit(target)
         path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
         lower = {k.lower(): v for k, v in headers.items()}
+        if self.before_create is not None and method == "POST" and self._is_collection(path):
+            self.before_create(path)
         with self.lock:
             self.requests.append((method, path))
             if (lower.get("dd-api-key"), lower.get("dd-application-key")) != self.keys:
@@ -130,8 +142,25 @@ class FakeDatadog:
                     return fault[2], {"errors": ["Internal Server Error"]}, {}
             if any(method == m and path.startswith(p) for m, p in self.forbidden):
                 return 403, {"errors": ["Forbidden"]}, {}
+            if self.failing is not None and method in self.failing[1]:
+                return self.failing[0], {"errors": ["Internal Server Error"]}, {}
             body = json.loads(raw) if raw else None
+            if self.unapplied_writes and method != "GET":
+                return self._acknowledge_only(method, path, query, body)
             return self._route(method, path, query, body)
+
+    @staticmethod
+    def _is_collection(path: str) -> bool:
+        return path.rstrip("/") in ("/api/v2/security_monitoring/rules", "/api/v1/logs/config/pipelines",
+                                    "/api/v1/dashboard", "/api/v1/monitor")
+
+    def _acknowledge_only(self, method: str, path: str, query: dict[str, str], body: Any):
+        """Datadog's answer to a write, computed on a copy of the state that is then thrown away."""
+        saved = copy.deepcopy((self.rules, self.pipelines, self.pipeline_order, self.dashboards, self.monitors))
+        try:
+            return self._route(method, path, query, body)
+        finally:  # ids keep advancing: an acknowledged create names an id that never exists
+            self.rules, self.pipelines, self.pipeline_order, self.dashboards, self.monitors = saved
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any):
         segments = path.strip("/").split("/")
@@ -142,8 +171,10 @@ class FakeDatadog:
         if path.startswith("/api/v1/dashboard"):
             if method == "GET" and len(segments) == 3:
                 start, count = int(query.get("start", 0)), int(query.get("count", 100))
+                # The fields of DashboardSummaryDefinition (datadog-api-client-python).
                 summaries = [{key: d.get(key) for key in ("id", "title", "description", "url", "author_handle",
-                                                          "modified_at", "layout_type")}
+                                                          "created_at", "modified_at", "layout_type",
+                                                          "is_read_only")}
                              for d in list(self.dashboards.values())[start:start + count]]
                 return 200, {"dashboards": summaries}, {}
             return self._collection(method, segments[3:], body, self.dashboards, self._new_dashboard, list_as=None)
@@ -192,8 +223,14 @@ class FakeDatadog:
         self._number_widgets(dashboard.get("widgets", []))
         identifier = existing["id"] if existing else f"abc-def-{self._next():03d}"
         return {**dashboard, "id": identifier, "url": f"/dashboard/{identifier}", "author_handle": "ci@example.com",
-                "author_name": "CI", "created_at": "2026-01-01T00:00:00+00:00",
+                "author_name": "CI", "created_at": existing["created_at"] if existing else self._now(),
                 "modified_at": f"2026-01-01T00:00:{self.counter % 60:02d}+00:00", "is_read_only": False}
+
+    def _now(self) -> str:
+        """A creation time that grows with each object, in Datadog's format ("2023-02-16T21:47:50.216943+00:00",
+        as in datadog-api-client-python's cassette test_get_all_dashboards_returns_ok_response.yaml; Dashboard,
+        DashboardSummaryDefinition and Monitor carry it), so that the oldest of two copies can be told."""
+        return datetime.fromtimestamp(EPOCH_MS / 1000 + self.counter, UTC).isoformat(timespec="microseconds")
 
     def _number_widgets(self, widgets):
         for widget in widgets:
@@ -204,8 +241,9 @@ class FakeDatadog:
         monitor = copy.deepcopy(body)
         options = {"new_host_delay": 300, "notify_audit": False, "require_full_window": False, "silenced": {},
                    "include_tags": True, **monitor.get("options", {})}
-        return {**monitor, "options": options, "id": existing["id"] if existing else 1000 + self._next(),
-                "created": "2026-01-01T00:00:00+00:00", "modified": "2026-01-01T00:00:00+00:00",
+        identifier = existing["id"] if existing else 1000 + self._next()
+        return {**monitor, "options": options, "id": identifier,
+                "created": existing["created"] if existing else self._now(), "modified": "2026-01-01T00:00:00+00:00",
                 "creator": {"email": "ci@example.com"}, "overall_state": "No Data", "multi": False,
                 "restricted_roles": None, "deleted": None}
 
@@ -215,13 +253,17 @@ class FakeDatadog:
         if not rest:
             if method == "GET":
                 size, number = int(query.get("page[size]", 10)), int(query.get("page[number]", 0))
-                rules = list(self.rules.values())[number * size:(number + 1) * size]
+                rules = list(self.rules.values())
+                if query.get("sort") in ("creation_date", "-creation_date"):  # SecurityMonitoringRuleSort
+                    rules.sort(key=lambda rule: rule.get("createdAt", 0), reverse=query["sort"].startswith("-"))
+                rules = rules[number * size:(number + 1) * size]
                 return 200, {"data": rules, "meta": {"page": {"total_count": len(self.rules)}}}, {}
             if method == "POST":
                 problem = self._invalid(body)
                 if problem:
                     return 400, {"errors": ["Invalid rule configuration", problem]}, {}
-                rule = self._stored_rule(body, f"rule-{self._next():04d}", 1)
+                identifier = f"rule-{self._next():04d}"
+                rule = self._stored_rule(body, identifier, 1, EPOCH_MS + 1000 * self.counter)
                 self.rules[rule["id"]] = rule
                 return 200, rule, {}
         elif rest == ["validation"] and method == "POST":
@@ -246,7 +288,7 @@ class FakeDatadog:
                 if not rule.get("isDefault") and (problem := _shape_problem(body, body.get("options") or {})):
                     return 400, {"errors": ["Invalid rule configuration", problem]}, {}
                 updated = {**rule, **copy.deepcopy(body)} if rule.get("isDefault") else \
-                    self._stored_rule(body, key, rule["version"] + 1)
+                    self._stored_rule(body, key, rule["version"] + 1, rule["createdAt"])
                 self.rules[key] = {**updated, "version": rule["version"] + 1}
                 return 200, self.rules[key], {}
             if method == "DELETE":
@@ -265,15 +307,17 @@ class FakeDatadog:
                 return f"Invalid options.{key}: {options[key]}"
         return _shape_problem(body, options)
 
-    def _stored_rule(self, body, identifier, version):
+    def _stored_rule(self, body, identifier, version, created_ms):
+        # createdAt: epoch milliseconds (SecurityMonitoringStandardRuleResponse.created_at).
         rule = copy.deepcopy(body)
         for query in rule.get("queries", []):
             query.setdefault("metrics", [])
         for case in rule.get("cases", []):
             case.setdefault("actions", [])
         default_tags = ["source:claude-compliance-logs", "security:attack"]
-        return {**rule, "id": identifier, "version": version, "createdAt": EPOCH_MS, "updatedAt": EPOCH_MS + version,
-                "creationAuthorId": 42, "isDefault": False, "isDeleted": False, "filters": [],
+        return {**rule, "id": identifier, "version": version, "createdAt": created_ms,
+                "updatedAt": created_ms + version, "creationAuthorId": 42, "isDefault": False, "isDeleted": False,
+                "filters": [],
                 "defaultTags": default_tags, "tags": sorted(set(rule.get("tags", [])) | set(default_tags))}
 
     def _test(self, body) -> list[bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tomllib
 from datetime import UTC, datetime
@@ -206,3 +207,15 @@ def test_every_line_a_real_collector_writes_reaches_datadog(make_simulator, tmp_
     assert len(collector_logs) == len(logs)
     assert [event["message"] for event in collector_logs if event.get("unparsed_line")] == traceback
     assert all(event["status"] == "error" for event in collector_logs if event.get("unparsed_line"))
+
+
+def test_a_vrl_file_missing_from_the_working_directory_is_one_line(tmp_path):
+    """deploy/ lays the files out under a working directory; a file left out must say which."""
+    shutil.copy(ROOT / "vector.toml", tmp_path / "vector.toml")
+    (tmp_path / "vector").mkdir()
+    shutil.copy(ROOT / "vector" / "geoip-off.toml", tmp_path / "vector" / "geoip-off.toml")
+    tests = str(ROOT / "vector" / "tests.toml")
+    done = subprocess.run([*CCL, "vector-test", "vector.toml", "vector/geoip-off.toml", tests],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: remap 'normalize': file = 'vector/normalize.vrl': No such file or directory")

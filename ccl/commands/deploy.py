@@ -10,9 +10,10 @@ from typing import Any
 import click
 
 from ccl.commands.validate import load_valid
+from ccl.datadog.apply import apply, render_outcome
 from ccl.datadog.client import ConfigError, DatadogClient, DatadogError, api_url, keys_from_environment
 from ccl.datadog.resources import ONLY_CHOICES, Rules
-from ccl.deploy import Plan, apply, build_plan, render_outcome, render_plan
+from ccl.deploy import Plan, build_plan, render_plan
 from ccl.normalize import Normalizer
 from ccl.render import render_rule
 from ccl.rules import build_rule

@@ -18,6 +18,10 @@ except ImportError:  # pragma: no cover
 from ccl.normalize import Normalizer
 from ccl.vrl import VrlError
 
+# An activity is a few levels deep; a line nested past what the JSON codecs recurse through is
+# hostile or broken, and is skipped like any unreadable line.
+TOO_DEEP = "nested too deeply to be an activity"
+
 
 def run_normalize(source: str, geoip_db: Path | None) -> int:
     try:
@@ -40,7 +44,13 @@ def run_normalize(source: str, geoip_db: Path | None) -> int:
                 bad_lines += 1
                 print(f"{name}:{line_number}: {problem}; line skipped", file=sys.stderr)
                 continue
-            out.write(json.dumps(normalizer.normalize(activity), separators=(",", ":"), ensure_ascii=False) + "\n")
+            try:
+                line = json.dumps(normalizer.normalize(activity), separators=(",", ":"), ensure_ascii=False)
+            except RecursionError:
+                bad_lines += 1
+                print(f"{name}:{line_number}: {TOO_DEEP}; line skipped", file=sys.stderr)
+                continue
+            out.write(line + "\n")
     except BrokenPipeError:
         return 0  # the reader (e.g. `head`) has what it wanted
     except UnicodeDecodeError as error:
@@ -74,6 +84,9 @@ def read_ndjson(stream: IO[str] | IO[bytes], wanted: Callable[[Any], bool] | Non
             except ValueError as error:
                 where = getattr(error, "colno", None)
                 yield line_number, {}, f"not JSON ({getattr(error, 'msg', error)} at column {where})"
+                continue
+            except RecursionError:
+                yield line_number, {}, TOO_DEEP
                 continue
         if not isinstance(value, dict):
             yield line_number, {}, f"a JSON {type(value).__name__}, not an activity object"

@@ -52,11 +52,25 @@ class ConfigError(Exception):
 def api_url(site: str | None) -> str:
     override = os.environ.get("DD_API_URL")
     if override:
-        return override.rstrip("/")
+        return _usable_url(override.rstrip("/"))
     chosen = site or os.environ.get("DD_SITE") or "datadoghq.com"
     if chosen not in SITES:
         raise ConfigError(f"unknown Datadog site {chosen!r}; one of: {', '.join(SITES)}")
     return SITES[chosen]
+
+
+def _usable_url(text: str) -> str:
+    """DD_API_URL if httpx can use it; a ConfigError that says why otherwise (never a traceback)."""
+    advice = "set DD_API_URL to an API root such as https://api.datadoghq.eu, or unset it and use DD_SITE"
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise ConfigError(f"DD_API_URL holds a control character; {advice}")
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError) as error:
+        raise ConfigError(f"DD_API_URL is not a URL ({error}); {advice}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"DD_API_URL must start with https:// (or http://) and name a host; {advice}")
+    return text
 
 
 def keys_from_environment() -> tuple[str, str]:
@@ -77,15 +91,22 @@ def missing_permission(method: str, path: str) -> str:
 
 
 class DatadogClient:
+    """One run's connection to Datadog. Retries are bounded twice: each request gives up after
+    `max_retry_seconds` of failing, and the whole run after `retry_budget_seconds` spent waiting
+    to retry, so a Datadog that fails everything ends a deploy in minutes, not hours."""
+
     def __init__(self, base_url: str, api_key: str, app_key: str, *, max_retry_seconds: float = 120.0,
-                 sleep: Callable[[float], None] = time.sleep, on_retry: Callable[[str], None] | None = None):
+                 retry_budget_seconds: float = 300.0, sleep: Callable[[float], None] | None = None,
+                 on_retry: Callable[[str], None] | None = None):
         self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, timeout=60.0, headers={
             "DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Accept": "application/json",
             "User-Agent": "claude-compliance-logs/ccl"})
         self._secrets = [api_key, app_key]
         self.max_retry_seconds = max_retry_seconds
-        self.sleep = sleep
+        self.retry_budget_seconds = retry_budget_seconds
+        self.retry_seconds_spent = 0.0
+        self.sleep = sleep or time.sleep
         self.on_retry = on_retry or (lambda message: None)
         self.calls = 0
 
@@ -100,21 +121,36 @@ class DatadogClient:
             try:
                 response = self._http.request(method, path, json=body, params=params)
             except httpx.HTTPError as error:
-                if time.monotonic() - started > self.max_retry_seconds:
-                    raise DatadogError(f"{method} {path}: cannot reach Datadog ({type(error).__name__})") from None
-                self._wait(min(2 ** attempt, 30), f"{method} {path}: {type(error).__name__}, retrying")
+                delay = float(min(2 ** attempt, 30))
+                if not self._may_wait(started, delay):
+                    raise DatadogError(f"{method} {path}: cannot reach Datadog ({type(error).__name__})"
+                                       f"{self._gave_up(started, delay)}") from None
+                self._wait(delay, f"{method} {path}: {type(error).__name__}, retrying")
                 continue
-            if response.status_code in RETRYABLE and time.monotonic() - started <= self.max_retry_seconds:
+            if response.status_code in RETRYABLE:
                 delay = _retry_delay(response, attempt)
-                self._wait(delay, f"{method} {path}: HTTP {response.status_code}, retrying in {delay:.0f} s")
-                continue
+                if self._may_wait(started, delay):
+                    self._wait(delay, f"{method} {path}: HTTP {response.status_code}, retrying in {delay:.0f} s")
+                    continue
+                return self._result(method, path, response, self._gave_up(started, delay))
             return self._result(method, path, response)
+
+    def _may_wait(self, started: float, delay: float) -> bool:
+        """Whether a retry after `delay` stays within this request's and this run's bounds."""
+        return (time.monotonic() - started + delay <= self.max_retry_seconds
+                and self.retry_seconds_spent + delay <= self.retry_budget_seconds)
+
+    def _gave_up(self, started: float, delay: float) -> str:
+        if self.retry_seconds_spent + delay > self.retry_budget_seconds:
+            return f"; still failing after {self.retry_seconds_spent:.0f} s of retries in this run, giving up"
+        return f"; still failing after {time.monotonic() - started:.0f} s of retries, giving up"
 
     def _wait(self, seconds: float, message: str) -> None:
         self.on_retry(message)
+        self.retry_seconds_spent += seconds
         self.sleep(seconds)
 
-    def _result(self, method: str, path: str, response: httpx.Response) -> Any:
+    def _result(self, method: str, path: str, response: httpx.Response, gave_up: str = "") -> Any:
         try:
             body = response.json() if response.content else None
         except ValueError:
@@ -134,7 +170,8 @@ class DatadogClient:
         if response.status_code == 401:
             raise DatadogError(f"{method} {path}: 401: DD_API_KEY or DD_APP_KEY is not valid for this site "
                                f"({self.base_url})", 401, body)
-        raise DatadogError(f"{method} {path}: HTTP {response.status_code}: {detail}", response.status_code, body)
+        raise DatadogError(f"{method} {path}: HTTP {response.status_code}: {detail}{gave_up}", response.status_code,
+                           body)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

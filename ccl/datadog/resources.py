@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ccl.datadog.client import DatadogClient, DatadogError
+from ccl.datadog.ownership import Claim, Ownership, age_seconds, description_claim, sort_out, tag_claim
 from ccl.render import SOURCE, rule_update_payload
 
-MARKER = re.compile(r"\[managed by ccl: ([a-z0-9][a-z0-9-]*)\]")
+RECENT_PAGE = 2  # rules per request when looking for those created since the last look (usually one)
 
 
 class Kind:
@@ -21,8 +21,28 @@ class Kind:
     def list_remote(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def owner_key(self, remote: dict[str, Any]) -> str | None:
+    def claim(self, remote: dict[str, Any]) -> Claim | None:
+        """What the object says about its owner; None for objects ccl never manages."""
         raise NotImplementedError
+
+    def created(self, remote: dict[str, Any]) -> Any:
+        """Creation time as Datadog gives it (None when it gives none): the oldest duplicate is kept."""
+        return None
+
+    def ownership(self, remote: list[dict[str, Any]], local_keys: set[str]) -> Ownership:
+        return sort_out(remote, self.claim, self.remote_id, self.created, local_keys)
+
+    def complete(self, remote: dict[str, Any]) -> dict[str, Any]:
+        """The whole object, when its listing holds only a summary."""
+        return remote
+
+    def recent(self, since: Any) -> list[dict[str, Any]]:
+        """Every object created after `since` (a creation time as `created` gives it); here, all of them."""
+        return self.list_remote()
+
+    def get(self, remote_id: str) -> dict[str, Any]:
+        path = f"{self.path}/{remote_id}"
+        return _expect(self.client.request("GET", path), dict, f"GET {path}")
 
     def title(self, obj: dict[str, Any]) -> str:
         return str(obj.get("name", ""))
@@ -60,18 +80,6 @@ def _objects(items: Any, what: str) -> list[dict[str, Any]]:
     return [item for item in _expect(items, list, what) if isinstance(item, dict)]
 
 
-def _tag_owner(tags: Any) -> str | None:
-    for tag in tags or []:
-        if isinstance(tag, str) and tag.startswith("ccl:"):
-            return tag[4:]
-    return None
-
-
-def _marker_owner(description: Any) -> str | None:
-    match = MARKER.search(description or "")
-    return match.group(1) if match else None
-
-
 class Rules(Kind):
     name, label = "rule", "rules"
     path = "/api/v2/security_monitoring/rules"
@@ -79,16 +87,37 @@ class Rules(Kind):
     def list_remote(self) -> list[dict[str, Any]]:
         rules, page = [], 0
         while True:
-            body = _expect(self.client.request("GET", self.path, params={"page[size]": 100, "page[number]": page}),
-                           dict, f"GET {self.path}")
-            data = _objects(body.get("data"), f"GET {self.path}")
+            data = self._page({"page[size]": 100, "page[number]": page})
             rules.extend(data)
             if len(data) < 100:
                 return rules
             page += 1
 
-    def owner_key(self, remote: dict[str, Any]) -> str | None:
-        return None if remote.get("isDefault") else _tag_owner(remote.get("tags"))
+    def recent(self, since: Any) -> list[dict[str, Any]]:
+        """Rules created after `since` (newest first, a few per request), and a few older ones.
+
+        An org holds a thousand default rules: listing them all before each create would cost a
+        dozen requests per rule, where this costs one (`sort=-creation_date`, SecurityMonitoringRuleSort).
+        """
+        if not isinstance(since, int | float):
+            return self.list_remote()
+        rules, page = [], 0
+        while True:
+            data = self._page({"page[size]": RECENT_PAGE, "page[number]": page, "sort": "-creation_date"})
+            rules.extend(data)
+            if len(data) < RECENT_PAGE or any(age_seconds(self.created(rule)) <= age_seconds(since) for rule in data):
+                return rules
+            page += 1
+
+    def _page(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        body = _expect(self.client.request("GET", self.path, params=params), dict, f"GET {self.path}")
+        return _objects(body.get("data"), f"GET {self.path}")
+
+    def claim(self, remote: dict[str, Any]) -> Claim | None:
+        return None if remote.get("isDefault") else tag_claim(remote.get("tags"))
+
+    def created(self, remote: dict[str, Any]) -> Any:
+        return remote.get("createdAt")  # epoch milliseconds (SecurityMonitoringStandardRuleResponse)
 
     def validate(self, payload: dict[str, Any]) -> None:
         self.client.request("POST", f"{self.path}/validation", body=payload)
@@ -123,11 +152,12 @@ class Pipelines(Kind):
     def list_remote(self) -> list[dict[str, Any]]:
         return _objects(self.client.request("GET", self.path), f"GET {self.path}")
 
-    def owner_key(self, remote: dict[str, Any]) -> str | None:
-        return None if remote.get("is_read_only") else _marker_owner(remote.get("description"))
+    def claim(self, remote: dict[str, Any]) -> Claim | None:
+        return None if remote.get("is_read_only") else description_claim(remote.get("description"))
 
     # create(): Datadog appends a new pipeline at the end of the processing order, so the order of
-    # everyone else's pipelines is never touched; update() keeps its position.
+    # everyone else's pipelines is never touched; update() keeps its position. Pipelines have no
+    # creation date: the earliest in the processing order counts as the oldest.
 
 
 def is_integration_pipeline_for_our_source(remote: dict[str, Any]) -> bool:
@@ -153,11 +183,14 @@ class Dashboards(Kind):
             start += 100
         return summaries
 
-    def owner_key(self, remote: dict[str, Any]) -> str | None:
-        return _marker_owner(remote.get("description"))
+    def claim(self, remote: dict[str, Any]) -> Claim | None:
+        return description_claim(remote.get("description"))
 
-    def full(self, remote_id: str) -> dict[str, Any]:
-        return _expect(self.client.request("GET", f"{self.path}/{remote_id}"), dict, f"GET {self.path}/{remote_id}")
+    def created(self, remote: dict[str, Any]) -> Any:
+        return remote.get("created_at")  # ISO 8601 (DashboardSummaryDefinition)
+
+    def complete(self, remote: dict[str, Any]) -> dict[str, Any]:
+        return self.get(self.remote_id(remote))  # the listing gives summaries, without widgets
 
 
 class Monitors(Kind):
@@ -174,8 +207,11 @@ class Monitors(Kind):
                 return monitors
             page += 1
 
-    def owner_key(self, remote: dict[str, Any]) -> str | None:
-        return _tag_owner(remote.get("tags"))
+    def claim(self, remote: dict[str, Any]) -> Claim | None:
+        return tag_claim(remote.get("tags"))
+
+    def created(self, remote: dict[str, Any]) -> Any:
+        return remote.get("created")  # ISO 8601 (Monitor)
 
 
 def _created_id(body: Any, path: str) -> str:
