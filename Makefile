@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_collector.py
 	$(PY) bench/bench_normalize.py
 	$(PY) bench/bench_detect.py
+	$(PY) bench/bench_alerts.py
 
 # The wheel and sdist, and the single-file collector for Vector hosts (python3 3.11+, nothing
 # installed), all from what is installed in .venv: nothing is downloaded.
