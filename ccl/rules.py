@@ -63,6 +63,7 @@ class Rule:
     learning_duration: float = 0.0
     forget_after: float = 28 * 86400.0
     baseline_user_locations: bool = False
+    baseline_duration: float = 86400.0  # seconds each user's locations are learned (with baseline_user_locations)
     instantaneous_baseline: bool = False
     deployed_at: float | None = None  # when a new_value rule starts (None: with the first event); set by tests
     overlaps_default: list[str] = field(default_factory=list)
@@ -112,6 +113,7 @@ def build_rule(asset: Asset) -> Rule:
         forget_after=parse_duration(str(new_value.get("forget_after", "28d"))),
         instantaneous_baseline=bool(new_value.get("instantaneous_baseline", False)),
         baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
+        baseline_duration=parse_duration(str((data.get("impossible_travel") or {}).get("baseline_duration", "1d"))),
         overlaps_default=data.get("overlaps_default", []),
         excludes_actors={entry["actor"]: entry["reason"] for entry in data.get("excludes_actors", [])},
         description=str(data.get("description", "")), severity_reason=str(data.get("severity_reason", "")),

@@ -105,6 +105,9 @@ CASES = [
     ("an overlapped default rule that nearest does not name",
      VALID.replace("method: threshold", 'method: threshold\noverlaps_default: ["def-000-7dn"]'),
      "detections/rule.yaml:27: nearest: the rule overlaps Datadog's def-000-7dn (overlaps_default); name it here"),
+    ("a baseline duration without the baseline", VALID.replace("method: threshold", "method: threshold\n"
+                                                                "impossible_travel: {baseline_duration: 7d}"),
+     "detections/rule.yaml:4: impossible_travel.baseline_duration: only with baseline_user_locations: true"),
     ("a new_value rule without metric", VALID.replace("method: threshold", "method: new_value")
      .replace("  - condition: sso_off > 0\n    severity", "  - severity"),
      "detections/rule.yaml:4: queries: a new_value query needs `metric`"),
