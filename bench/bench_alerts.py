@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from ccl.actor_matrix import watched_types
 from ccl.assets import load_all
 from ccl.catalog import activity_types
 from ccl.engine import Engine
@@ -101,6 +102,20 @@ def raw_month(seed: int, people: int, days: int) -> Path:
     return target
 
 
+def month_types(raw: Path) -> Counter:
+    """How many activities of each type the month holds (counted once, kept beside the days)."""
+    cached = raw.parent / "types.json"
+    if cached.exists():
+        return Counter(json.loads(cached.read_text()))
+    counts: Counter = Counter()
+    for day in sorted(raw.glob("*.ndjson.zst")):
+        for line in _read_zst(day):
+            if line:
+                counts[orjson.loads(line)["type"]] += 1
+    cached.write_text(json.dumps(dict(sorted(counts.items()))))
+    return counts
+
+
 def _read_zst(path: Path):
     with path.open("rb") as handle, zstandard.ZstdDecompressor().stream_reader(handle) as reader:
         buffer = b""
@@ -158,20 +173,45 @@ def normalized_month(raw: Path, geoip: Path, wanted: set[str], jobs: int) -> Pat
 
 # -- the stories ----------------------------------------------------------------------------------
 
-def scenario_file(seed: int, people: int, days: int, work: Path) -> tuple[Path, dict[str, set[str]]]:
-    """Every story on its own afternoon of the second half, raw, with the ids of its activities."""
+def scenario_events(seed: int, people: int, days: int, geoip: Path) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """Every story on its own afternoon of the second half, normalized, with the ids of its activities."""
     profile = EnterpriseProfile(seed=seed, people=people)
+    normalizer = Normalizer(geoip)
     placed: dict[str, set[str]] = {}
-    path = work / "scenarios.ndjson"
-    with path.open("wb") as handle:
-        for number, name in enumerate(SCENARIOS):
-            start = START + (days // 2 + number) * DAY + 14 * 3600
-            placed[name] = set()
-            for offset, activity in SCENARIOS[name](profile.factory):
-                activity["created_at"] = datetime.fromtimestamp(start + offset, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                placed[name].add(activity["id"])
-                handle.write(orjson.dumps(activity) + b"\n")
-    return path, placed
+    events = []
+    for number, name in enumerate(SCENARIOS):
+        start = START + (days // 2 + number % (days // 2)) * DAY + 14 * 3600
+        placed[name] = set()
+        for offset, activity in SCENARIOS[name](profile.factory):
+            activity["created_at"] = datetime.fromtimestamp(start + offset, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            placed[name].add(activity["id"])
+            events.append(normalizer.normalize(activity))
+    return sorted(events, key=lambda event: event["created_at"]), placed
+
+
+def mixed_month(normalized: Path, stories: list[dict[str, Any]], work: Path) -> Path:
+    """The month with the stories merged into their days in time order, so ccl detect needs no sort."""
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in stories:
+        by_day[event["created_at"][:10]].append(event)
+    for day in sorted(normalized.glob("*.ndjson.zst")):
+        target = work / day.name
+        extra = by_day.get(day.name[:10])
+        if not extra:
+            target.symlink_to(day)
+            continue
+        with target.open("wb") as handle, zstandard.ZstdCompressor(level=1).stream_writer(handle) as writer:
+            pending = list(extra)
+            for line in _read_zst(day):
+                if not line:
+                    continue
+                moment = orjson.loads(line)["created_at"]
+                while pending and pending[0]["created_at"] <= moment:
+                    writer.write(orjson.dumps(pending.pop(0), option=orjson.OPT_SORT_KEYS) + b"\n")
+                writer.write(line + b"\n")
+            for event in pending:
+                writer.write(orjson.dumps(event, option=orjson.OPT_SORT_KEYS) + b"\n")
+    return work
 
 
 # -- running ccl detect ---------------------------------------------------------------------------
@@ -279,13 +319,18 @@ def main() -> int:
     for rule, severity, count, daily in rows:
         print(f"{rule:<40}{severity:>10}{count:>10}{daily:>10.2f}")
     silent = sorted({rule.id for rule in rules} - {row[0] for row in rows})
+    present = month_types(raw)
+    unfed = [rule.id for rule in rules if rule.id in silent
+             and not any(present[t] for query in rule.queries for t in watched_types(query))]
     print(f"silent all month ({len(silent)}): {', '.join(silent)}")
+    print(f"  of which the profile never sends a type they watch ({len(unfed)}; their benign rate is not measured "
+          f"here): {', '.join(unfed)}")
 
+    stories, placed = scenario_events(options.seed, options.people, options.days, geoip)
     with tempfile.TemporaryDirectory() as work:
-        stories, placed = scenario_file(options.seed, options.people, options.days, Path(work))
         print(f"\nthe month with every story of `ccl simulate --scenario all` ({len(placed)}) played into it",
               flush=True)
-        mixed, mixed_seconds = detect([normalized, stories], geoip, options.jobs)
+        mixed, mixed_seconds = detect([mixed_month(normalized, stories, Path(work))], geoip, options.jobs)
     found = caught(mixed, placed)
     for name, result in found.items():
         mark = "caught" if result["caught"] else "MISSED"
@@ -300,6 +345,7 @@ def main() -> int:
             "days": options.days, "people": options.people, "seed": options.seed, "rules": len(rules),
             "per_day": [dict(day) for day in table], "budget": figures,
             "per_rule": [{"rule": r, "severity": s, "signals": c} for r, s, c, _ in rows],
+            "silent": silent, "never_fed": unfed,
             "stories": found, "seconds": round(elapsed)}, indent=2) + "\n")
     return 0 if all(result["caught"] for result in found.values()) else 1
 
