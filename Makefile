@@ -21,13 +21,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ccl validate
 	$(PY) -m ccl test --coverage > .ccl-test-report.txt || (cat .ccl-test-report.txt; exit 1)
-	@grep -E "tests:|have a rule" .ccl-test-report.txt
+	@grep -E "tests:|named by a rule" .ccl-test-report.txt
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/bench_collector.py
 	$(PY) bench/bench_normalize.py
 	$(PY) bench/bench_detect.py
+	$(PY) bench/bench_alerts.py
 
 # The wheel and sdist, and the single-file collector for Vector hosts (python3 3.11+, nothing
 # installed), all from what is installed in .venv: nothing is downloaded.

@@ -210,6 +210,27 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
 
 
 @cli.command()
+@PATHS
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/rules.md"),
+              show_default=True, help="the markdown page to write")
+def docs(paths: tuple[Path, ...], out: Path) -> None:
+    """Write the rule table, the coverage summary and the actor matrix as one markdown page.
+
+    \b
+      ccl docs --out docs/rules.md
+
+    Each rule's method, severities, why (severity_reason), nearest Datadog or Panther rule
+    (nearest), MITRE tags and overlapped Datadog default rules; then which security-relevant
+    activity types the rules name and their tests exercise; then rules x actor kinds. It runs every
+    rule's tests first (about 20 s) and refuses to write if one fails. PATH: rule files or
+    directories (default detections/).
+    """
+    from ccl.commands.docs import run_docs
+
+    sys.exit(run_docs(paths, out))
+
+
+@cli.command()
 @click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--install", metavar="SPEC",
               help="the pip requirement CI installs ccl from, written to requirements.txt "

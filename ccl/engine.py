@@ -15,8 +15,10 @@ Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
   step must complete within its `after_previous` of the previous one, else the sequence starts
   over; the last step raises the signal with the events of every step.
 - impossible_travel: per user (group_by), two consecutive located events more than 500 km apart at
-  more than 1,000 km/h raise a signal. With `baseline_user_locations`, a user's first 24 hours only
-  teach locations, and hops between locations known from that baseline are not signalled.
+  more than 1,000 km/h raise a signal. With `baseline_user_locations`, a user's first 24 hours (or
+  `baseline_duration`, Datadog's baselineUserLocationsDuration: "the duration in days during which
+  Datadog learns the user's regular access locations") only teach locations, and hops between
+  locations known from that baseline are not signalled.
 Events are processed in time order (the engine sorts them), never by wall clock. A streaming run
 (ccl/detect_stream.py) feeds them already sorted and calls `forget_before(t)` now and then: each
 detector drops what no event at t or later can reach, so memory follows the rules, not the input.
@@ -35,7 +37,6 @@ from typing import Any
 from ccl.query_match import values_at
 from ccl.rules import SEVERITIES, Rule, RuleCase
 
-BASELINE_SECONDS = 24 * 3600
 TRAVEL_MIN_KM = 500.0
 TRAVEL_MIN_KMH = 1000.0
 # Beyond this gap even two antipodal places (half the Earth's circumference) are slower than the
@@ -295,7 +296,7 @@ class ImpossibleTravelDetector:
         key = tuple(group_values)
         place = ((geo.get("country") or {}).get("iso_code"), (geo.get("city") or {}).get("name"))
         self.first_seen.setdefault(key, moment)
-        in_baseline = self.rule.baseline_user_locations and moment - self.first_seen[key] < BASELINE_SECONDS
+        in_baseline = self.rule.baseline_user_locations and moment - self.first_seen[key] < self.rule.baseline_duration
         previous = self.last.get(key)
         self.last[key] = (moment, float(latitude), float(longitude), place, event)
         if in_baseline:

@@ -108,6 +108,9 @@ def render_rule(asset: Asset) -> dict[str, Any]:
                                       "learningMethod": "duration", "learningThreshold": 0}
     if rule.method == "impossible_travel":
         options["impossibleTravelOptions"] = {"baselineUserLocations": rule.baseline_user_locations}
+        if rule.baseline_user_locations and rule.baseline_duration != 86400:
+            # As in datadog-api-client's accepted impossible travel payload with baselineUserLocationsDuration.
+            options["impossibleTravelOptions"]["baselineUserLocationsDuration"] = int(rule.baseline_duration // 86400)
     if rule.method == "sequence":
         options["detectionMethod"] = "sequence_detection"
         options["sequenceDetectionOptions"] = {

@@ -63,10 +63,14 @@ class Rule:
     learning_duration: float = 0.0
     forget_after: float = 28 * 86400.0
     baseline_user_locations: bool = False
+    baseline_duration: float = 86400.0  # seconds each user's locations are learned (with baseline_user_locations)
     instantaneous_baseline: bool = False
     deployed_at: float | None = None  # when a new_value rule starts (None: with the first event); set by tests
     overlaps_default: list[str] = field(default_factory=list)
     excludes_actors: dict[str, str] = field(default_factory=dict)  # actor kind -> why the rule ignores it
+    description: str = ""
+    severity_reason: str = ""  # why this severity (for people and docs/rules.md)
+    nearest: str = "none"  # the nearest Datadog or Panther rule and its severity
     tests: list[dict[str, Any]] = field(default_factory=list)
     steps: list[SequenceStep] = field(default_factory=list)
     source: Asset | None = None
@@ -109,8 +113,11 @@ def build_rule(asset: Asset) -> Rule:
         forget_after=parse_duration(str(new_value.get("forget_after", "28d"))),
         instantaneous_baseline=bool(new_value.get("instantaneous_baseline", False)),
         baseline_user_locations=bool((data.get("impossible_travel") or {}).get("baseline_user_locations", False)),
+        baseline_duration=parse_duration(str((data.get("impossible_travel") or {}).get("baseline_duration", "1d"))),
         overlaps_default=data.get("overlaps_default", []),
         excludes_actors={entry["actor"]: entry["reason"] for entry in data.get("excludes_actors", [])},
+        description=str(data.get("description", "")), severity_reason=str(data.get("severity_reason", "")),
+        nearest=str(data.get("nearest", "none")),
         tests=data.get("tests", []), source=asset,
         steps=[SequenceStep(step["name"], step["condition"], compile_condition(step["condition"], names)[0],
                             parse_duration(str(step["within"])),

@@ -36,6 +36,7 @@ class TestOutcome:
     passed: bool
     detail: str
     signals: list[Signal] = field(default_factory=list)
+    fired_types: set[str] = field(default_factory=set)  # activity types carried by the signals
 
 
 def build_events(rule_id: str, test: dict[str, Any], normalizer: Normalizer) -> list[dict[str, Any]]:
@@ -96,7 +97,9 @@ def run_rule_tests(rule: Rule, normalizer: Normalizer) -> list[TestOutcome]:
     for test in rule.tests:
         events = build_events(rule.id, test, normalizer)
         signals = Engine([rule_under_test(rule, test)]).run(events)
-        outcomes.append(_judge(rule, test, signals))
+        outcome = _judge(rule, test, signals)
+        outcome.fired_types = _types_in(signals, events)
+        outcomes.append(outcome)
     return outcomes
 
 
@@ -106,6 +109,12 @@ def rule_under_test(rule: Rule, test: dict[str, Any]) -> Rule:
     if "deployed_at" in test:
         tested.deployed_at = TEST_START + parse_duration(str(test["deployed_at"]))
     return tested
+
+
+def _types_in(signals: list[Signal], events: list[dict[str, Any]]) -> set[str]:
+    """The activity types of the events the signals carry (what a firing test really exercised)."""
+    carried = {activity_id for signal in signals for activity_id in signal.activity_ids}
+    return {str((event.get("evt") or {}).get("name")) for event in events if str(event.get("id")) in carried}
 
 
 def enabled_copy(rule: Rule) -> Rule:

@@ -80,6 +80,9 @@ def _explain(error: Any) -> str:
         return f"unknown key {', '.join(map(repr, extra))}; allowed here: {', '.join(allowed)}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["nearest"]:
+        return (f"{error.instance!r} names no Datadog or Panther rule; write `Datadog def-000-xxx (severity not "
+                "published)` or `Panther Anthropic.Activity.<Rule> (<severity>)`, several joined by `; `, or `none`")
     if error.validator == "pattern":
         return (f"{error.instance!r} does not match {error.validator_value} "
                 "(attributes start with @, ids are kebab-case)")
@@ -215,6 +218,7 @@ def _check_rule(asset: Asset) -> list[Problem]:
                 problems.append(Problem(asset.path, asset.line("queries", index),
                                         f"queries.{index}: impossible travel groups by the user; add "
                                         "group_by: [\"@usr.id\"] (or @usr.email)"))
+    problems.extend(_check_travel_baseline(asset))
     for attribute in TEMPLATE_ATTRIBUTE.findall(data["message"]):
         if not is_known(attribute):
             problems.append(Problem(asset.path, asset.line("message"), f"message: {{{{@{attribute}}}}} does not "
@@ -224,6 +228,31 @@ def _check_rule(asset: Asset) -> list[Problem]:
         problems.append(Problem(asset.path, asset.line("tags"), "tags: add a MITRE ATT&CK tactic and technique, "
                                                                 "e.g. tactic:TA0005-defense-evasion, technique:T1562"))
     problems.extend(_check_tests(asset))
+    problems.extend(_check_nearest(asset))
+    return problems
+
+
+def _check_nearest(asset: Asset) -> list[Problem]:
+    """A rule that overlaps a Datadog default rule names it as its nearest rule (docs/rules.md shows both)."""
+    nearest = asset.data["nearest"]
+    return [Problem(asset.path, asset.line("nearest"), f"nearest: the rule overlaps Datadog's {default_id} "
+                    f"(overlaps_default); name it here, e.g. `Datadog {default_id} (severity not published)`")
+            for default_id in asset.data.get("overlaps_default", []) if f"Datadog {default_id} " not in nearest + " "]
+
+
+def _check_travel_baseline(asset: Asset) -> list[Problem]:
+    """baseline_duration is Datadog's baselineUserLocationsDuration: whole days, 1 to 30, with the baseline on."""
+    problems: list[Problem] = []
+    travel = asset.data.get("impossible_travel") or {}
+    if "baseline_duration" not in travel:
+        return problems
+    where = asset.line("impossible_travel", "baseline_duration")
+    seconds = _duration(asset, problems, ("impossible_travel", "baseline_duration"), travel["baseline_duration"])
+    if seconds is not None and not (86400 <= seconds <= 30 * 86400 and seconds % 86400 == 0):
+        problems.append(Problem(asset.path, where, "impossible_travel.baseline_duration: whole days from 1d to 30d"))
+    if not travel.get("baseline_user_locations"):
+        problems.append(Problem(asset.path, where, "impossible_travel.baseline_duration: only with "
+                                                   "baseline_user_locations: true; set it, or remove the duration"))
     return problems
 
 

@@ -27,6 +27,8 @@ queries:
 cases:
   - condition: matched > 0
     severity: medium
+severity_reason: "Medium: an MCP server can read what Claude sees and act elsewhere."
+nearest: "Panther Anthropic.Activity.MCP.Server.Created (medium)"
 evaluation_window: 5m
 keep_alive: 1h
 max_signal_duration: 1d

@@ -151,7 +151,9 @@ def test_user_tags_that_forge_ownership_are_refused_by_validate(fake):
     monitor.write_text(monitor.read_text().replace("tags: [team:security]", "tags: [team:security, ccl:fraud]"))
     result = ccl("validate")
     assert result.exit_code == 2
-    assert ("detections/sso-disabled.yaml:23: tags.0: 'ccl:admin-role-granted': tags `ccl:...` and `managed-by:...` "
+    tags_line = next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.startswith("tags:"))
+    assert (f"detections/sso-disabled.yaml:{tags_line}: tags.0: 'ccl:admin-role-granted': tags `ccl:...` and "
+            "`managed-by:...` "
             "are how ccl recognizes what it owns, and it adds them itself; remove this one") in result.output
     assert "tags.1: 'managed-by:someone'" in result.output
     assert "monitors/no-data.yaml:20: tags.1: 'ccl:fraud'" in result.output

@@ -90,7 +90,7 @@ def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path
     raw = simulator_history(tmp_path / "raw.ndjson")
     whole = detect("--whole-input", "--events", str(raw), *geoip)
     fired = {json.loads(line)["rule"] for line in whole.stdout.splitlines()}
-    # impossible-travel-sign-in learns each person's places for 24 hours first (baseline_user_locations),
+    # impossible-travel-sign-in learns each person's places for a week first (baseline_duration),
     # longer than this history: bench/bench_alerts.py proves it on a month.
     assert {"sso-brute-force-then-success", "compliance-logging-disabled", "bulk-chat-access"} <= fired
     backfill = detect("--events", str(raw), "--sort-buffer", "500", "--jobs", "2", *geoip)

@@ -74,6 +74,17 @@ def test_the_timeline_is_ordered_and_the_same_seed_gives_the_same_days(week: lis
     assert [activity["id"] for activity in again] == [activity["id"] for activity in week[:len(again)]]
 
 
+def test_a_departed_employee_is_never_active_again(week: list[dict]) -> None:
+    # A removed account cannot sign in: a leaver's activity after their removal would be a
+    # deprovisioning failure, which the rule removed-user-signed-in reports.
+    removed = {activity["deleted_user_id"]: datetime.fromisoformat(activity["created_at"]).timestamp()
+               for activity in week if activity["type"] == "org_user_deleted"}
+    assert len(removed) >= 5
+    late = [activity for activity in week if activity["actor"].get("user_id") in removed
+            and datetime.fromisoformat(activity["created_at"]).timestamp() > removed[activity["actor"]["user_id"]]]
+    assert late == []
+
+
 def test_offices_share_addresses_and_nobody_outside_the_vpn_travels_faster_than_a_plane(week: list[dict]) -> None:
     sign_ins = [activity for activity in week if activity["type"] == "sso_login_succeeded"]
     people_per_address = Counter()

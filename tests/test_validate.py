@@ -35,6 +35,8 @@ tests:
     events:
       - activity: {type: org_sso_toggled, enabled: true}
     expect: {signals: 0}
+severity_reason: "High: SSO off lets members sign in outside the identity provider."
+nearest: "Panther Anthropic.Activity.SSO.Disabled (high)"
 """
 
 
@@ -96,6 +98,17 @@ CASES = [
      "detections/rule.yaml:23: tests.1: activity type 'org_sso_toogled' is not documented"),
     ("a threshold case without condition", VALID.replace("  - condition: sso_off > 0\n    severity", "  - severity"),
      "detections/rule.yaml:9: cases.0: a threshold case needs a condition, e.g. `sso_off > 0`"),
+    ("no severity reason", VALID.replace(VALID[VALID.index("severity_reason:"):VALID.index("nearest:")], ""),
+     "detections/rule.yaml:1: (top level): missing `severity_reason`; add it"),
+    ("a nearest rule that names no Datadog or Panther rule",
+     VALID.replace("Panther Anthropic.Activity.SSO.Disabled (high)", "Panther SSO Disabled, high"),
+     "detections/rule.yaml:26: nearest: 'Panther SSO Disabled, high' names no Datadog or Panther rule; write "),
+    ("an overlapped default rule that nearest does not name",
+     VALID.replace("method: threshold", 'method: threshold\noverlaps_default: ["def-000-7dn"]'),
+     "detections/rule.yaml:27: nearest: the rule overlaps Datadog's def-000-7dn (overlaps_default); name it here"),
+    ("a baseline duration without the baseline", VALID.replace("method: threshold", "method: threshold\n"
+                                                                "impossible_travel: {baseline_duration: 7d}"),
+     "detections/rule.yaml:4: impossible_travel.baseline_duration: only with baseline_user_locations: true"),
     ("a new_value rule without metric", VALID.replace("method: threshold", "method: new_value")
      .replace("  - condition: sso_off > 0\n    severity", "  - severity"),
      "detections/rule.yaml:4: queries: a new_value query needs `metric`"),

@@ -11,7 +11,8 @@ project-document views, 0.15 project-document uploads, 0.8 file uploads, 1.5 fil
 artifacts created, 0.8 artifact views, 0.05 integration connections.
 
 The organization, per working day: 3 hires (SCIM create + an accepted invite), 2 departures (SCIM
-delete, logged again as `org_user_deleted` by Anthropic's processing of it), 12 SCIM updates, 1 invite sent by an
+delete, logged again as `org_user_deleted` by Anthropic's processing of it; the leaver, never one of
+the admins, does not work that day or after), 12 SCIM updates, 1 invite sent by an
 admin, 1 API key created by a developer, 0.5 role changes (1 in 20 to admin), 0.4 settings
 changes, 0.2 MCP servers added; per month: 1 Admin API key created (and kept), 1 data export.
 Every 15 s, day and night, the collector's own key reads the Compliance API (`compliance_api_accessed`),
@@ -102,6 +103,7 @@ class Employee:
     developer: bool
     chats: list[str] = field(default_factory=list)
     trip: tuple[float, float, Office] | None = None  # (from, until, where)
+    departed: bool = False  # removed from the organization: no activity from the departure day on
 
 
 class EnterprisePopulation(Population):
@@ -176,9 +178,11 @@ class EnterpriseProfile:
         self.rng.seed(f"{self.seed}:{int(day_start)}")
         working_day = datetime.fromtimestamp(day_start, UTC).weekday() < 5
         events: list[tuple[float, dict[str, Any]]] = []
+        leavers = self._leavers() if working_day else []
         for employee in self.population.employees:
-            self._person_day(employee, day_start, working_day, events)
-        self._organization_day(day_start, working_day, events)
+            if not employee.departed:
+                self._person_day(employee, day_start, working_day, events)
+        self._organization_day(day_start, working_day, leavers, events)
         self._machine_reads(day_start, events)
         events.sort(key=lambda item: item[0])
         return events
@@ -275,7 +279,16 @@ class EnterpriseProfile:
 
     # -- the organization --------------------------------------------------------------------
 
-    def _organization_day(self, day_start: float, working_day: bool,
+    def _leavers(self) -> list[Employee]:
+        """Today's departures, chosen before anyone works: a removed account does not sign in again."""
+        staying = [employee for employee in self.population.employees
+                   if not employee.departed and employee.person.role not in ("admin", "primary_owner")]
+        leavers = self.rng.sample(staying, min(len(staying), _poisson(self.rng, ORG_WORKDAY["departure"])))
+        for employee in leavers:
+            employee.departed = True
+        return leavers
+
+    def _organization_day(self, day_start: float, working_day: bool, leavers: list[Employee],
                           events: list[tuple[float, dict[str, Any]]]) -> None:
         if not working_day:
             return
@@ -300,8 +313,8 @@ class EnterpriseProfile:
                             rng.choice(OFFICES).nat[0], rng.choice(USER_AGENTS))
             add(moment + rng.uniform(600, 7200), "org_user_invite_accepted",
                 self.factory.actor("user_actor", joiner), invite_id="invite_01" + random_token(rng))
-        for _ in range(_poisson(rng, ORG_WORKDAY["departure"])):
-            moment, leaver = office_hours(), rng.choice(population.employees).person
+        for employee in leavers:
+            moment, leaver = office_hours(), employee.person
             add(moment, "scim_user_deleted", _scim(scim, rng), user_id=leaver.user_id)
             # The catalogue does not allow a SCIM actor on org_user_deleted: the membership removal that
             # follows a directory delete is Anthropic's processing of it.
@@ -313,7 +326,7 @@ class EnterpriseProfile:
             add(office_hours(), "org_user_invite_sent", admin_actor(),
                 invited_email=f"contractor.{random_token(rng, 5).lower()}@globex.example", invited_role="user")
         for _ in range(_poisson(rng, ORG_WORKDAY["api_key"])):
-            developer = rng.choice(population.developers)
+            developer = rng.choice([employee for employee in population.developers if not employee.departed])
             add(office_hours(), "api_key_created", self.factory.actor("user_actor", developer.person,
                                                                         ip=developer.office.nat[0]),
                 api_key_id="apikey_01" + random_token(rng), scopes=["user:inference"])

@@ -93,6 +93,95 @@ def bulk_chat_access(factory: ActivityFactory) -> Timeline:
     ]
 
 
+def deprovisioning_gap(factory: ActivityFactory) -> Timeline:
+    """A member is removed by an admin, and signs in with SSO forty minutes later."""
+    admin, leaver = factory.population.people[1], factory.population.people[13]
+    return [
+        (0.0, factory.make("org_user_deleted", PLACEHOLDER, actor=factory.actor("user_actor", admin),
+                           deleted_user_id=leaver.user_id, deleted_user_email=leaver.email)),
+        (2400.0, factory.make("sso_login_succeeded", PLACEHOLDER, actor=factory.actor("user_actor", leaver),
+                              auth_method="sso", mfa_method="not_used")),
+    ]
+
+
+def compliance_key_exfiltration(factory: ActivityFactory) -> Timeline:
+    """The primary owner's session mints a Compliance Access Key that reads 150 chats from abroad, then deletes it."""
+    owner = factory.population.people[0]
+    key_id = "apikey_01" + random_token(factory.rng)
+    scopes = ["read:compliance_activities", "read:compliance_user_data"]
+    reader = {"type": "api_actor", "api_key_id": key_id, "ip_address": SUSPICIOUS_ADDRESSES[1][0],
+              "user_agent": "python-httpx/0.28.1"}
+    timeline: Timeline = [(0.0, factory.make("api_key_created", PLACEHOLDER, actor=factory.actor("user_actor", owner),
+                                             api_key_id=key_id, scopes=scopes))]
+    for index in range(150):
+        chat = "claude_chat_" + random_token(factory.rng)
+        timeline.append((300.0 + index * 12.0, factory.make(
+            "compliance_api_accessed", PLACEHOLDER, actor=dict(reader), org=False, request_method="GET",
+            status_code=200, url=f"https://api.anthropic.com/v1/compliance/apps/chats/{chat}",
+            request_id="req_" + random_token(factory.rng))))
+    timeline.append((2700.0, factory.make("scoped_api_key_deleted", PLACEHOLDER,
+                                          actor=factory.actor("user_actor", owner), api_key_id=key_id,
+                                          api_key_name="audit-export", scopes=scopes)))
+    return timeline
+
+
+def second_factor_bypass(factory: ActivityFactory) -> Timeline:
+    """An admin switches the magic-link second factor off, then signs in from abroad half an hour later."""
+    admin = factory.population.people[4]
+    return [
+        (0.0, factory.make("org_magic_link_second_factor_toggled", PLACEHOLDER,
+                           actor=factory.actor("user_actor", admin), enabled=False)),
+        (1800.0, factory.make("sso_login_succeeded", PLACEHOLDER,
+                              actor=factory.actor("user_actor", admin, ip=SUSPICIOUS_ADDRESSES[0][0]),
+                              auth_method="sso", mfa_method="not_used")),
+    ]
+
+
+def evidence_wipe(factory: ActivityFactory) -> Timeline:
+    """An admin cuts the organization's retention to 30 days, then deletes 80 of their chats in 20 minutes."""
+    admin = factory.population.people[6]
+    actor = factory.actor("user_actor", admin)
+    timeline: Timeline = [(0.0, factory.make("claude_organization_settings_updated", PLACEHOLDER, actor=actor,
+                                             updates=[{"type": "data_retention_days", "previous_value": 365,
+                                                       "current_value": 30}]))]
+    for index in range(80):
+        chat = "claude_chat_" + random_token(factory.rng)
+        timeline.append((60.0 + index * 15.0, factory.make("claude_chat_deleted", PLACEHOLDER, actor=dict(actor),
+                                                           claude_chat_id=chat, claude_project_id=None)))
+    return timeline
+
+
+def joiner_mints_credential(factory: ActivityFactory) -> Timeline:
+    """An admin generates an invite link; a stranger joins through it and mints an API key and a tunnel token."""
+    admin = factory.population.people[8]
+    stranger = {"type": "user_actor", "email_address": "it.support.desk@proton.me",
+                "user_id": "user_01" + random_token(factory.rng), "ip_address": SUSPICIOUS_ADDRESSES[1][0],
+                "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0"}
+    return [
+        (0.0, factory.make("org_invite_link_generated", PLACEHOLDER, actor=factory.actor("user_actor", admin))),
+        (600.0, factory.make("org_user_invite_accepted", PLACEHOLDER, actor=dict(stranger),
+                             invite_id="invite_01" + random_token(factory.rng))),
+        (1500.0, factory.make("api_key_created", PLACEHOLDER, actor=dict(stranger),
+                              api_key_id="apikey_01" + random_token(factory.rng), scopes=["user:inference"])),
+        (1800.0, factory.make("tunnel_token_minted", PLACEHOLDER, actor=dict(stranger),
+                              token_id="tnltok_01" + random_token(factory.rng), token_name="laptop")),
+    ]
+
+
+def federation_backdoor(factory: ActivityFactory) -> Timeline:
+    """An Admin API key creates a federation rule for every workspace; a foreign workflow authenticates through it."""
+    key_actor = {"type": "admin_api_key_actor", "admin_api_key_id": factory.population.admin_key_ids[0],
+                 "ip_address": SUSPICIOUS_ADDRESSES[1][0], "user_agent": "python-httpx/0.28.1"}
+    workload = {"type": "federated_identity_actor", "issuer": "https://token.actions.githubusercontent.com",
+                "subject": "repo:someone-else/tools:ref:refs/heads/main", "audience": ["https://api.anthropic.com"],
+                "ip_address": SUSPICIOUS_ADDRESSES[1][0], "user_agent": "python-httpx/0.28.1"}
+    return [
+        (0.0, factory.make("platform_federation_rule_created", PLACEHOLDER, actor=key_actor,
+                           applies_to_all_workspaces=True)),
+        (1200.0, factory.make("platform_federated_authentication", PLACEHOLDER, actor=workload)),
+    ]
+
+
 SCENARIOS: dict[str, Callable[[ActivityFactory], Timeline]] = {
     "sso-brute-force": sso_brute_force,
     "owner-transfer": owner_transfer,
@@ -100,6 +189,30 @@ SCENARIOS: dict[str, Callable[[ActivityFactory], Timeline]] = {
     "admin-key-churn": admin_key_churn,
     "impossible-travel": impossible_travel,
     "bulk-chat-access": bulk_chat_access,
+    "deprovisioning-gap": deprovisioning_gap,
+    "compliance-key-exfiltration": compliance_key_exfiltration,
+    "second-factor-bypass": second_factor_bypass,
+    "evidence-wipe": evidence_wipe,
+    "joiner-mints-credential": joiner_mints_credential,
+    "federation-backdoor": federation_backdoor,
+}
+
+# The rules each story must raise (a signal of each carries one of the story's activities); the
+# story may raise others too. bench/bench_alerts.py and tests/test_scenarios.py check them.
+CAUGHT_BY: dict[str, tuple[str, ...]] = {
+    "sso-brute-force": ("sso-brute-force-then-success",),
+    "owner-transfer": ("primary-owner-transferred",),
+    "compliance-off": ("compliance-logging-disabled",),
+    "admin-key-churn": ("admin-api-key-short-lived",),
+    "impossible-travel": ("impossible-travel-sign-in",),
+    "bulk-chat-access": ("bulk-chat-access",),
+    "deprovisioning-gap": ("removed-user-signed-in",),
+    "compliance-key-exfiltration": ("compliance-access-key-created", "compliance-api-bulk-content-read",
+                                    "api-key-short-lived"),
+    "second-factor-bypass": ("second-factor-off-then-sign-in", "sso-disabled"),
+    "evidence-wipe": ("retention-setting-changed", "mass-content-deletion"),
+    "joiner-mints-credential": ("org-opened-to-joiners", "credential-minted-by-new-member"),
+    "federation-backdoor": ("federation-trust-added",),
 }
 
 
