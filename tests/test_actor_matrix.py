@@ -117,7 +117,7 @@ def test_every_documented_kind_has_a_realistic_actor():
         assert actor["type"] == kind and len(actor) > 1
 
 
-def test_the_readme_states_the_matrix_of_the_repository_rules(normalizer):
+def test_the_detections_page_states_the_matrix_of_the_repository_rules(normalizer):
     from ccl.actor_matrix import matrix, totals
     from ccl.assets import load_all
     from tests.conftest import ROOT
@@ -125,5 +125,5 @@ def test_the_readme_states_the_matrix_of_the_repository_rules(normalizer):
     assets, _ = load_all((ROOT / "detections",), ROOT)
     counts = totals(matrix([build_rule(a) for a in assets if a.kind == "rule"], normalizer))
     assert counts["fires"] + counts["excluded"] == counts["total"]  # the matrix is complete
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "detections.md").read_text()
     assert f"**{counts['fires']} of {counts['total']} fire, {counts['excluded']} excluded**" in readme

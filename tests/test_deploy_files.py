@@ -202,7 +202,7 @@ def test_the_helm_release_runs_exactly_one_poller_with_its_state_on_a_volume():
     assert values["persistence"]["enabled"] is True and not values["persistence"].get("existingClaim")
     # The volume is mounted at dataDir, which must be vector.toml's data_dir (the cursor is under it).
     assert f'data_dir = "{values["dataDir"]}"' in (ROOT / "vector.toml").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "install.md").read_text()
     assert "two replicas" in readme and "every activity" in readme
 
 

@@ -101,16 +101,16 @@ def test_no_line_an_activity_can_fill_is_cut_by_vectors_framing():
 
 
 def test_one_state_directory_everywhere():
-    """`ccl status --state-dir` on the README's path must find the collector that vector.toml runs."""
+    """`ccl status --state-dir` on the docs' path must find the collector that vector.toml runs."""
     command = merged(MAIN)["sources"]["compliance_feed"]["command"]
     state_dir = command[command.index("--state-dir") + 1]
-    texts = {path: path.read_text() for path in [ROOT / "README.md", MAIN, *(ROOT / "vector").glob("*")]
-             if path.is_file()}
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    texts = {path: path.read_text() for path in [*pages, MAIN, *(ROOT / "vector").glob("*")] if path.is_file()}
     for path, text in texts.items():
         for found in re.findall(r"/var/lib/vector/claude-compliance[^\s\"'`,)]*", text):
             assert found == state_dir or found.startswith("/var/lib/vector/claude-compliance-logs/archive/"), \
                 f"{path.name}: {found}"
-    readme = texts[ROOT / "README.md"]
+    readme = "".join(texts[page] for page in pages)
     assert f"ccl status --state-dir {state_dir}" in readme
     assert f'"--state-dir", "{state_dir}"' in readme
 

@@ -34,8 +34,8 @@ def test_every_rule_has_a_row_with_its_reason_and_nearest_rule(generated):
     assert "Panther Anthropic.Activity.SSO.Disabled (high)" in sso and "TA0005 T1556" in sso
 
 
-def test_the_readme_states_the_figures_of_the_page(generated):
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+def test_the_detections_page_states_the_figures_of_the_page(generated):
+    readme = " ".join((ROOT / "docs" / "detections.md").read_text(encoding="utf-8").split())
     rules = re.search(r"^(\d+) rules\.", generated, re.M).group(1)
     named = re.search(r"\*\*(\d+) are named by a rule\*\*", generated).group(1)
     exercised = re.search(r"\*\*(\d+) are exercised by a firing test\*\*", generated).group(1)
