@@ -216,8 +216,24 @@ def show_signals(events: list[dict[str, Any]]) -> None:
         more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
         events = "event " if first.count == 1 else "events"
         print(f"     {first.severity:<8} {rule_id:<36} {first.count:>4} {events}  {group}{more}")
-    print("   (`ccl detect --events .demo/normalized.ndjson` prints them as JSON; the raw activities.ndjson")
-    print("   gives the same without the GeoIP-based impossible-travel signals unless you add --geoip-db)")
+    report_stories(rules, {signal.rule for signal in signals})
+    print("   (`ccl detect --events .demo/normalized.ndjson` prints them as JSON; on the raw activities.ndjson,")
+    print("   add --geoip-db for the rules that need a location)")
+
+
+def report_stories(rules: list[Any], fired: set[str]) -> None:
+    """Which attack stories the rules caught, and why a story the demo's hours cannot show was missed."""
+    from ccl.simulator.scenarios import CAUGHT_BY
+
+    missed = [story for story, caught_by in CAUGHT_BY.items() if not fired & set(caught_by)]
+    print(f"   attack stories caught: {len(CAUGHT_BY) - len(missed)} of {len(CAUGHT_BY)}")
+    learning = {rule.id: rule.baseline_duration for rule in rules if rule.baseline_user_locations}
+    for story in missed:
+        waits = [f"{rule_id} learns each person's places for {seconds / 86400:g} days first"
+                 for rule_id, seconds in learning.items() if rule_id in CAUGHT_BY[story]]
+        why = (", ".join(waits) + ", longer than these 4 hours: bench/bench_alerts.py plays it into a month"
+               if waits else "not caught: see tests/test_scenarios.py")
+        print(f"     {story}: {why}")
 
 
 class Run:
