@@ -17,7 +17,7 @@ from typing import Any
 
 from ruamel.yaml.error import YAMLError
 
-from ccl.bounded_yaml import YamlLimitError, bounded_yaml
+from ccl.content.bounded_yaml import YamlLimitError, bounded_yaml
 
 PACKAGED = "ccl:"
 

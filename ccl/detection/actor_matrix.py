@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ccl.actors import example_actor
-from ccl.attributes import DATADOG_ENRICHMENT
-from ccl.catalog import ACTOR_KINDS, activity_types, allowed_actor_kinds
-from ccl.engine import Engine, group_key
-from ccl.normalize import Normalizer
-from ccl.query import event_names
-from ccl.rules import Rule, RuleQuery
-from ccl.testing import TEST_START, build_events, enabled_copy, merge, test_activity
+from ccl.content.actors import example_actor
+from ccl.content.attributes import DATADOG_ENRICHMENT
+from ccl.content.catalog import ACTOR_KINDS, activity_types, allowed_actor_kinds
+from ccl.detection.engine import Engine, group_key
+from ccl.detection.query.parser import event_names
+from ccl.detection.rule_tests import TEST_START, build_events, enabled_copy, merge, test_activity
+from ccl.detection.rules import Rule, RuleQuery
+from ccl.vector.normalize import Normalizer
 
 MAX_BURST = 500  # a query that needs more events than this to fire is not a single-event query
 SHORT = {"user_actor": "user", "api_actor": "api", "admin_api_key_actor": "admin_key",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccl.assets import Asset
-from ccl.conditions import compile_condition
-from ccl.query import Node, parse, required_event_names
-from ccl.query_match import Predicate, compile_query
+from ccl.content.assets import Asset
+from ccl.detection.conditions import compile_condition
+from ccl.detection.query.match import Predicate, compile_query
+from ccl.detection.query.parser import Node, parse, required_event_names
 from collector.timeparse import parse_duration
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]

@@ -2,7 +2,7 @@
 
 A type counts as *exercised* only when a rule's own test raises a signal that carries an activity of
 that type: listing the type in a test that fires on something else does not count. The actor matrix
-(ccl/actor_matrix.py) replays firing events with every allowed actor kind; the types it makes fire
+(ccl/detection/actor_matrix.py) replays firing events with every allowed actor kind; the types it makes fire
 are reported apart and are not counted as exercised.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ccl.actor_matrix import RuleRow
-from ccl.catalog import activity_types
-from ccl.query import event_names
-from ccl.query_match import wildcard_matcher
-from ccl.rules import Rule
-from ccl.testing import TestOutcome
+from ccl.content.catalog import activity_types
+from ccl.detection.actor_matrix import RuleRow
+from ccl.detection.query.match import wildcard_matcher
+from ccl.detection.query.parser import event_names
+from ccl.detection.rule_tests import TestOutcome
+from ccl.detection.rules import Rule
 
 # Categories of the catalog whose activities matter to a security team (the denominator of the
 # coverage figures; unchanged since the figures were first published, so they stay comparable).

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccl.assets import Asset
+from ccl.content.assets import Asset
 from ccl.datadog.client import DatadogClient
 from ccl.datadog.ownership import age_seconds
+from ccl.datadog.render import render
 from ccl.datadog.resources import KINDS, Kind, is_default_on_our_source, is_integration_pipeline_for_our_source
-from ccl.render import render
 
 ORDER = ["pipeline", "dashboard", "monitor", "rule"]
 

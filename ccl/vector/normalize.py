@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ccl.geoip import GeoIpTable
-from ccl.vrl import VrlError, VrlProgram, vrl_time_to_rfc3339
+from ccl.vector.geoip import GeoIpTable
+from ccl.vector.vrl import VrlError, VrlProgram, vrl_time_to_rfc3339
 
 # An activity is a few levels deep; a line nested past what the JSON codecs recurse through is
 # hostile or broken, and is skipped like any unreadable line with this reason.

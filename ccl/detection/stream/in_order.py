@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from ccl.detect_prepare import deserialize
-from ccl.engine import Engine
+from ccl.detection.engine import Engine
+from ccl.detection.stream.prepare import deserialize
 
 SignalJson = dict[str, Any]
 

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ccl.assets import Asset
-from ccl.rules import build_rule
+from ccl.content.assets import Asset
+from ccl.detection.rules import build_rule
 from collector.timeparse import parse_duration
 
 SOURCE = "claude-compliance-logs"

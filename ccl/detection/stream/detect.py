@@ -26,14 +26,14 @@ from typing import Any
 
 import orjson
 
-from ccl.detect_prepare import NORMALIZED, LineFilter, Preparer, deserialize
-from ccl.engine import Engine, event_time
-from ccl.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
-from ccl.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
-from ccl.in_order import InOrderFeed
-from ccl.ordered_pool import ordered_map
-from ccl.progress import Progress
-from ccl.rules import Rule
+from ccl.detection.engine import Engine, event_time
+from ccl.detection.rules import Rule
+from ccl.detection.stream.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
+from ccl.detection.stream.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
+from ccl.detection.stream.in_order import InOrderFeed
+from ccl.detection.stream.ordered_pool import ordered_map
+from ccl.detection.stream.prepare import NORMALIZED, LineFilter, Preparer, deserialize
+from ccl.detection.stream.progress import Progress
 
 BATCH_LINES = 500
 FORGET_EVERY = 20_000

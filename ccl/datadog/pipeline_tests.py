@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccl.assets import Asset
-from ccl.normalize import Normalizer
-from ccl.pipeline_emulator import PipelineEmulator
-from ccl.render import render_pipeline
-from ccl.samples import SamplesError, load_samples
-from ccl.testing import TestOutcome
+from ccl.content.assets import Asset
+from ccl.datadog.pipeline_emulator import PipelineEmulator
+from ccl.datadog.render import render_pipeline
+from ccl.datadog.samples import SamplesError, load_samples
+from ccl.detection.rule_tests import TestOutcome
+from ccl.vector.normalize import Normalizer
 
 GROUPS = ("evt", "usr", "network.client.ip", "http", "ocsf")
 OUR_ADDITIONS = {"evt": {"outcome"}, "usr": {"identity", "kind"}}

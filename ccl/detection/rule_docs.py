@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from ccl.actor_matrix import RuleRow, table, totals
-from ccl.coverage import SECURITY_CATEGORIES, Coverage
-from ccl.rules import SEVERITIES, Rule
+from ccl.detection.actor_matrix import RuleRow, table, totals
+from ccl.detection.coverage import SECURITY_CATEGORIES, Coverage
+from ccl.detection.rules import SEVERITIES, Rule
 
 TACTIC = re.compile(r"^tactic:(TA\d{4})")
 TECHNIQUE = re.compile(r"^technique:(T\d{4}(?:\.\d{3})?)")

@@ -1,6 +1,6 @@
 """Evaluation of parsed Datadog log search queries: compile an AST to a Python predicate.
 
-The semantics are described in ccl/query.py (the parser); this module applies them to events.
+The semantics are described in ccl/detection/query/parser.py (the parser); this module applies them to events.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ccl.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term, _unescape, parse
+from ccl.detection.query.parser import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term, _unescape, parse
 
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]

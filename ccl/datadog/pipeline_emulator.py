@@ -25,9 +25,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from ccl.geoip import GeoIpTable
-from ccl.normalize import _program
-from ccl.query_match import compile_query
+from ccl.detection.query.match import compile_query
+from ccl.vector.geoip import GeoIpTable
+from ccl.vector.normalize import _program
 
 CATEGORY_NAMES = {1: "System Activity", 2: "Findings", 3: "Identity & Access Management", 4: "Network Activity",
                   5: "Discovery", 6: "Application Activity"}

@@ -21,10 +21,10 @@ from orjson import JSONEncodeError
 from orjson import dumps as fast_dumps
 from orjson import loads as fast_loads
 
-from ccl.engine import Engine, event_time
-from ccl.normalize import SOURCE, TOO_DEEP, Normalizer
-from ccl.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
-from ccl.rules import Rule
+from ccl.detection.engine import Engine, event_time
+from ccl.detection.query.parser import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
+from ccl.detection.rules import Rule
+from ccl.vector.normalize import SOURCE, TOO_DEEP, Normalizer
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name.
 EVENT_NAME = re.compile(rb'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')

@@ -9,7 +9,7 @@ at least one event of its output, as in Vector; `expected_event_count` and `no_o
 checked too. Any other transform type is reported, never silently skipped.
 
 Vector's enrichment tables do not exist in vrl-python: a `get_enrichment_table_record` on a
-`geoip` table is answered from the same mmdb through ccl.geoip (Vector's field names).
+`geoip` table is answered from the same mmdb through ccl.vector.geoip (Vector's field names).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 from vrl_python import VRLRuntime
 
-from ccl.geoip import GeoIpError, GeoIpTable
-from ccl.vrl import VRL_TIMESTAMP
+from ccl.vector.geoip import GeoIpError, GeoIpTable
+from ccl.vector.vrl import VRL_TIMESTAMP
 
 SECTIONS = ("sources", "transforms", "sinks", "enrichment_tables")
 EMULATED = ("remap", "route", "filter", "dedupe")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ccl.catalog import activity_types
+from ccl.content.catalog import activity_types
 
 # What vector/normalize.vrl (and Datadog's pipeline) add. A prefix covers everything under it.
 NORMALIZED = {

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccl.actors import actor_for
-from ccl.catalog import organization_is_null
-from ccl.engine import Engine, Signal
-from ccl.normalize import Normalizer
-from ccl.rules import Rule
+from ccl.content.actors import actor_for
+from ccl.content.catalog import organization_is_null
+from ccl.detection.engine import Engine, Signal
+from ccl.detection.rules import Rule
+from ccl.vector.normalize import Normalizer
 from collector.timeparse import parse_duration
 
 TEST_START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC).timestamp()

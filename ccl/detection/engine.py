@@ -20,7 +20,7 @@ Semantics (docs.datadoghq.com/security/cloud_siem/detection_rules/):
   Datadog learns the user's regular access locations") only teach locations, and hops between
   locations known from that baseline are not signalled.
 Events are processed in time order (the engine sorts them), never by wall clock. A streaming run
-(ccl/detect_stream.py) feeds them already sorted and calls `forget_before(t)` now and then: each
+(ccl/detection/stream/detect.py) feeds them already sorted and calls `forget_before(t)` now and then: each
 detector drops what no event at t or later can reach, so memory follows the rules, not the input.
 """
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccl.query_match import values_at
-from ccl.rules import SEVERITIES, Rule, RuleCase
+from ccl.detection.query.match import values_at
+from ccl.detection.rules import SEVERITIES, Rule, RuleCase
 
 TRAVEL_MIN_KM = 500.0
 TRAVEL_MIN_KMH = 1000.0

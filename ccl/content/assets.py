@@ -13,7 +13,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from ccl.bounded_yaml import YamlLimitError, bounded_yaml
+from ccl.content.bounded_yaml import YamlLimitError, bounded_yaml
 
 KIND_DIRS = {"pipeline": "pipelines", "dashboard": "dashboards", "rule": "detections", "monitor": "monitors"}
 DIR_KINDS = {directory: kind for kind, directory in KIND_DIRS.items()}
