@@ -17,8 +17,8 @@ from ccl.content.catalog import activity_types
 from ccl.datadog.ownership import reserved_tag_problems
 from ccl.datadog.samples import SamplesError, check_reference
 from ccl.detection.conditions import ConditionError, compile_condition
+from ccl.detection.query import MAX_QUERY_LENGTH, QueryError, attribute_fields, event_names, parse
 from ccl.detection.query.match import wildcard_matcher
-from ccl.detection.query.parser import MAX_QUERY_LENGTH, QueryError, attribute_fields, event_names, parse
 from ccl.detection.rules import WINDOW_VALUES
 from collector.timeparse import TimeFormatError, parse_duration
 

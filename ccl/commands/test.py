@@ -8,8 +8,8 @@ from ccl.commands.validate import load_valid
 from ccl.content.catalog import activity_types
 from ccl.datadog.pipeline_tests import run_pipeline_tests
 from ccl.detection.actor_matrix import RuleRow, describe, matrix, table, totals
+from ccl.detection.query import event_names
 from ccl.detection.query.match import wildcard_matcher
-from ccl.detection.query.parser import event_names
 from ccl.detection.rule_tests import TestOutcome, run_rule_tests
 from ccl.detection.rules import Rule, build_rule
 from ccl.vector.geoip import GeoIpError

@@ -22,7 +22,7 @@ from ccl.content.actors import example_actor
 from ccl.content.attributes import DATADOG_ENRICHMENT
 from ccl.content.catalog import ACTOR_KINDS, activity_types, allowed_actor_kinds
 from ccl.detection.engine import Engine, group_key
-from ccl.detection.query.parser import event_names
+from ccl.detection.query import event_names
 from ccl.detection.rule_tests import TEST_START, build_events, enabled_copy, merge, test_activity
 from ccl.detection.rules import Rule, RuleQuery
 from ccl.vector.normalize import Normalizer

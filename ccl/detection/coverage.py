@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from ccl.content.catalog import activity_types
 from ccl.detection.actor_matrix import RuleRow
+from ccl.detection.query import event_names
 from ccl.detection.query.match import wildcard_matcher
-from ccl.detection.query.parser import event_names
 from ccl.detection.rule_tests import TestOutcome
 from ccl.detection.rules import Rule
 

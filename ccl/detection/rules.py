@@ -7,8 +7,8 @@ from typing import Any
 
 from ccl.content.assets import Asset
 from ccl.detection.conditions import compile_condition
+from ccl.detection.query import Node, parse, required_event_names
 from ccl.detection.query.match import Predicate, compile_query
-from ccl.detection.query.parser import Node, parse, required_event_names
 from collector.timeparse import parse_duration
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]

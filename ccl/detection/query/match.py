@@ -10,7 +10,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ccl.detection.query.parser import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term, _unescape, parse
+from ccl.detection.query.parser import parse
+from ccl.detection.query.tokens import unescape
+from ccl.detection.query.tree import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
@@ -165,7 +167,7 @@ def wildcard_matcher(pattern: str) -> Callable[[str], bool]:
 
 def _value_matcher(pattern: str, quoted: bool) -> Callable[[str], bool]:
     if quoted or not re.search(r"(?<!\\)[*?]", pattern):
-        literal = _unescape(pattern)
+        literal = unescape(pattern)
         return lambda text: text == literal
     regex = re.compile(_wildcard_regex(pattern, anchored_end=True), re.DOTALL)
     return lambda text: regex.fullmatch(text) is not None

@@ -22,7 +22,7 @@ from orjson import dumps as fast_dumps
 from orjson import loads as fast_loads
 
 from ccl.detection.engine import Engine, event_time
-from ccl.detection.query.parser import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
+from ccl.detection.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 from ccl.detection.rules import Rule
 from ccl.vector.normalize import SOURCE, TOO_DEEP, Normalizer
 
