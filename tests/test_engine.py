@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from ruamel.yaml import YAML
 
 from ccl.content.assets import Asset, plain
-from ccl.detection.engine import Engine, event_time
+from ccl.detection.engine import Engine
 from ccl.detection.rules import build_rule
+from ccl.detection.signals import event_time
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 

@@ -9,7 +9,8 @@ The layers, lowest first (a package may import only those it lists; imports insi
     datadog    render, client, plan/deploy, the fake Datadog, the pipeline emulator  content, vector, detection
     verbs      cli, commands/, validate, demo, scaffold (the top of ccl/)            anything
 
-Besides: no import cycle between modules nor between packages, and collector/ never imports ccl
+Besides: no import cycle between modules, nor among the children of any package (a subpackage counting
+as one node), and collector/ never imports ccl
 (a Vector host installs the collector alone).
 """
 
@@ -81,10 +82,11 @@ def layer(module: str) -> str | None:
     return "verbs" if module in VERBS or ".".join(parts[:2]) in VERBS else None
 
 
-def package(module: str, known: dict[str, Path]) -> str:
-    """The package a module belongs to; commands/ is the verbs' own (cli.py's other half), so it counts as ccl."""
-    name = module if known[module].name == "__init__.py" else module.rpartition(".")[0]
-    return "ccl" if name == "ccl.commands" else name
+def child(module: str, parent: str) -> str | None:
+    """The child of package `parent` that holds `module` (a submodule, or a subpackage as one), if any."""
+    if not module.startswith(parent + "."):
+        return None
+    return module[len(parent) + 1:].split(".")[0]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -134,14 +136,22 @@ def problems(root: Path) -> list[str]:
             allowed = ", ".join(sorted(ALLOWED[source])) or "nothing else of ccl"
             found.append(f"{edge.where} imports {edge.target}: {source} may import {allowed}, not {target}")
     module_graph: dict[str, set[str]] = {}
-    package_graph: dict[str, set[str]] = {}
     for edge in edges:
         module_graph.setdefault(edge.source, set()).add(edge.target)
-        source, target = package(edge.source, known), package(edge.target, known)
-        if source != target:
-            package_graph.setdefault(source, set()).add(target)
     found += [f"import cycle between modules: {' <-> '.join(cycle)}" for cycle in cycles(module_graph)]
-    found += [f"import cycle between packages: {' <-> '.join(cycle)}" for cycle in cycles(package_graph)]
+    # Between packages: among the children of each package (its modules, each subpackage as one node),
+    # no cycle. A subpackage using its parent's modules is containment, not a cycle; but two siblings
+    # that import each other, even through different modules, are one concern split in two.
+    for parent in sorted(name for name, path in known.items() if path.name == "__init__.py"):
+        siblings: dict[str, set[str]] = {}
+        for edge in edges:
+            source, target = child(edge.source, parent), child(edge.target, parent)
+            if source and target and source != target:
+                siblings.setdefault(source, set()).add(target)
+        found += [f"import cycle between packages: {' <-> '.join(f'{parent}.{name}' for name in cycle)}"
+                  for cycle in cycles(siblings) if any(f"{parent}.{name}" not in known or
+                                                       known[f"{parent}.{name}"].name == "__init__.py"
+                                                       for name in cycle)]
     found += [f"{edge.where}: the collector imports {edge.target}; it must run without ccl installed"
               for edge in imports(root, "collector")]
     return found

@@ -29,8 +29,8 @@ from ccl.datadog.pipeline_tests import compare, flatten
 from ccl.datadog.render import render_pipeline
 from ccl.datadog.samples import load_samples
 from ccl.detection.actor_matrix import watched_types
+from ccl.detection.query import attribute_fields
 from ccl.detection.query.match import values_at
-from ccl.detection.query.parser import attribute_fields
 from ccl.detection.rule_tests import TEST_START, build_events, run_rule_tests, test_activity
 from ccl.detection.rules import Rule, build_rule
 from ccl.vector.geoip import GeoIpTable

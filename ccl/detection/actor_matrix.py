@@ -21,10 +21,11 @@ from typing import Any
 from ccl.content.actors import example_actor
 from ccl.content.attributes import DATADOG_ENRICHMENT
 from ccl.content.catalog import ACTOR_KINDS, activity_types, allowed_actor_kinds
-from ccl.detection.engine import Engine, group_key
+from ccl.detection.engine import Engine
 from ccl.detection.query import event_names
 from ccl.detection.rule_tests import TEST_START, build_events, enabled_copy, merge, test_activity
 from ccl.detection.rules import Rule, RuleQuery
+from ccl.detection.signals import group_key
 from ccl.vector.normalize import Normalizer
 
 MAX_BURST = 500  # a query that needs more events than this to fire is not a single-event query

@@ -18,8 +18,9 @@ from typing import Any
 
 from ccl.content.actors import actor_for
 from ccl.content.catalog import organization_is_null
-from ccl.detection.engine import Engine, Signal
+from ccl.detection.engine import Engine
 from ccl.detection.rules import Rule
+from ccl.detection.signals import Signal
 from ccl.vector.normalize import Normalizer
 from collector.timeparse import parse_duration
 

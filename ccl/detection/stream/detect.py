@@ -26,8 +26,9 @@ from typing import Any
 
 import orjson
 
-from ccl.detection.engine import Engine, event_time
+from ccl.detection.engine import Engine
 from ccl.detection.rules import Rule
+from ccl.detection.signals import event_time
 from ccl.detection.stream.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
 from ccl.detection.stream.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
 from ccl.detection.stream.in_order import InOrderFeed

@@ -21,9 +21,10 @@ from orjson import JSONEncodeError
 from orjson import dumps as fast_dumps
 from orjson import loads as fast_loads
 
-from ccl.detection.engine import Engine, event_time
+from ccl.detection.engine import Engine
 from ccl.detection.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 from ccl.detection.rules import Rule
+from ccl.detection.signals import event_time
 from ccl.vector.normalize import SOURCE, TOO_DEEP, Normalizer
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name.
