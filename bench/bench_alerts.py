@@ -2,7 +2,7 @@
 
 Thirty days of `ccl simulate --profile enterprise` (a 5,000-person organization, rates in the README,
 written before any rule was tuned) go through `ccl detect`, with GeoIP from MaxMind's test database
-(ccl/maxmind_testdb.py). Prints signals per day by severity, per rule over the month, and checks the
+(ccl/vector/maxmind_testdb.py). Prints signals per day by severity, per rule over the month, and checks the
 goal: at most 1 high or critical signal in any 7 days, at most 5 medium on any day. Then every
 attack story of `ccl simulate --scenario all` (ccl/simulator/scenarios.py) is played into the same
 month, on its own afternoon of the second half (after every rule's learning week), and must still be
@@ -38,15 +38,15 @@ from typing import Any
 import orjson
 import zstandard
 
-from ccl.actor_matrix import watched_types
-from ccl.assets import load_all
-from ccl.catalog import activity_types
-from ccl.engine import Engine
-from ccl.maxmind_testdb import city_test_database
-from ccl.normalize import Normalizer
-from ccl.rules import SEVERITIES, build_rule
+from ccl.content.assets import load_all
+from ccl.content.catalog import activity_types
+from ccl.detection.actor_matrix import watched_types
+from ccl.detection.engine import Engine
+from ccl.detection.rules import SEVERITIES, build_rule
 from ccl.simulator.enterprise import DAY, EnterpriseProfile
 from ccl.simulator.scenarios import CAUGHT_BY, SCENARIOS
+from ccl.vector.maxmind_testdb import city_test_database
+from ccl.vector.normalize import Normalizer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"

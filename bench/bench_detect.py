@@ -36,9 +36,9 @@ from pathlib import Path
 
 import orjson
 
-from ccl.normalize import Normalizer
 from ccl.simulator.generator import ActivityFactory
 from ccl.simulator.population import Population
+from ccl.vector.normalize import Normalizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = 5000

@@ -13,10 +13,10 @@ import argparse
 import random
 import time
 
-from ccl.maxmind_testdb import city_test_database
-from ccl.normalize import Normalizer
 from ccl.simulator.generator import ActivityFactory
 from ccl.simulator.population import Population
+from ccl.vector.maxmind_testdb import city_test_database
+from ccl.vector.normalize import Normalizer
 
 
 def activities(count: int) -> list[dict]:

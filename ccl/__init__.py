@@ -1,4 +1,9 @@
-"""ccl: the claude-compliance-logs tool (collect, simulate, normalize, validate, test, deploy)."""
+"""ccl: the claude-compliance-logs tool (collect, simulate, normalize, validate, test, deploy).
+
+Four concerns, each importing only those before it: content (the YAML and the catalogue), vector
+(normalize.vrl in Python), detection (the engine), datadog (render, deploy, the emulator); simulator
+builds on content alone. The verbs over all of them live here: cli, commands/, validate, demo, scaffold.
+"""
 
 import sys
 

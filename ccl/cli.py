@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ccl.external_sort import DEFAULT_SORT_BUFFER
+from ccl.detection.stream.external_sort import DEFAULT_SORT_BUFFER
 from collector import __version__
 from collector import cli as collector_cli
 
@@ -203,7 +203,7 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
     Run from the repository root (rules from detections/) or give --rules.
     """
     from ccl.commands.detect import run_detect
-    from ccl.detect_stream import StreamSettings, default_jobs
+    from ccl.detection.stream.detect import StreamSettings, default_jobs
 
     settings = StreamSettings(jobs=jobs or default_jobs(), sort_buffer=sort_buffer, geoip_db=geoip_db)
     sys.exit(run_detect(list(inputs), rules_dir, settings, whole_input))

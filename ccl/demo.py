@@ -163,8 +163,8 @@ def _headline(output: str) -> list[str]:
 
 
 def normalize(activities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from ccl.maxmind_testdb import TestDatabaseError, city_test_database
-    from ccl.normalize import Normalizer
+    from ccl.vector.maxmind_testdb import TestDatabaseError, city_test_database
+    from ccl.vector.normalize import Normalizer
 
     try:
         database = city_test_database()
@@ -193,9 +193,9 @@ def summary_of(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_signals(events: list[dict[str, Any]]) -> None:
-    from ccl.assets import load_all
-    from ccl.engine import Engine
-    from ccl.rules import build_rule
+    from ccl.content.assets import load_all
+    from ccl.detection.engine import Engine
+    from ccl.detection.rules import build_rule
     from ccl.validate import validate
 
     assets, problems = load_all([Path("detections")], Path("."))

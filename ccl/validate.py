@@ -11,15 +11,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ccl.assets import Asset, Problem
-from ccl.attributes import is_known
-from ccl.catalog import activity_types
-from ccl.conditions import ConditionError, compile_condition
+from ccl.content.assets import Asset, Problem
+from ccl.content.attributes import is_known
+from ccl.content.catalog import activity_types
 from ccl.datadog.ownership import reserved_tag_problems
-from ccl.query import MAX_QUERY_LENGTH, QueryError, attribute_fields, event_names, parse
-from ccl.query_match import wildcard_matcher
-from ccl.rules import WINDOW_VALUES
-from ccl.samples import SamplesError, check_reference
+from ccl.datadog.samples import SamplesError, check_reference
+from ccl.detection.conditions import ConditionError, compile_condition
+from ccl.detection.query import MAX_QUERY_LENGTH, QueryError, attribute_fields, event_names, parse
+from ccl.detection.query.match import wildcard_matcher
+from ccl.detection.rules import WINDOW_VALUES
 from collector.timeparse import TimeFormatError, parse_duration
 
 TEMPLATE_ATTRIBUTE = re.compile(r"\{\{\s*@([A-Za-z0-9_.]+)\s*\}\}")

@@ -117,6 +117,6 @@ def pytest_recording_configure(config, vcr):
 @pytest.fixture(scope="session")
 def geoip_db() -> Path:
     """MaxMind's GeoIP2-City-Test.mmdb, from the maxminddb sdist on the package index (cached)."""
-    from ccl.maxmind_testdb import city_test_database
+    from ccl.vector.maxmind_testdb import city_test_database
 
     return city_test_database()

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from ccl.actor_matrix import rule_row
-from ccl.assets import Asset, plain
-from ccl.catalog import ACTOR_KINDS
-from ccl.normalize import Normalizer
-from ccl.rules import build_rule
-from ccl.testing import TEST_START, test_activity
+from ccl.content.assets import Asset, plain
+from ccl.content.catalog import ACTOR_KINDS
+from ccl.detection.actor_matrix import rule_row
+from ccl.detection.rule_tests import TEST_START, test_activity
+from ccl.detection.rules import build_rule
+from ccl.vector.normalize import Normalizer
 from tests.conftest import CCL
 
 RULE = """\
@@ -118,8 +118,8 @@ def test_every_documented_kind_has_a_realistic_actor():
 
 
 def test_the_detections_page_states_the_matrix_of_the_repository_rules(normalizer):
-    from ccl.actor_matrix import matrix, totals
-    from ccl.assets import load_all
+    from ccl.content.assets import load_all
+    from ccl.detection.actor_matrix import matrix, totals
     from tests.conftest import ROOT
 
     assets, _ = load_all((ROOT / "detections",), ROOT)

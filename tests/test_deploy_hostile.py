@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ccl.assets import load_all
 from ccl.cli import cli
+from ccl.content.assets import load_all
 from ccl.datadog import apply as apply_module
 from ccl.datadog import client as client_module
 from ccl.datadog.apply import apply
 from ccl.datadog.client import DatadogClient
+from ccl.datadog.deploy import build_plan
 from ccl.datadog.fake import EPOCH_MS, FakeDatadog
-from ccl.deploy import build_plan
 from tests.conftest import ROOT
 
 API_KEY = "ccltestapikey" + "1" * 19

@@ -15,15 +15,15 @@ import orjson
 import pytest
 import zstandard
 
-from ccl.assets import load_all
-from ccl.detect_stream import StreamSettings, detect_stream
-from ccl.engine import Engine
-from ccl.event_files import find_sources
-from ccl.normalize import Normalizer
-from ccl.rules import build_rule
+from ccl.content.assets import load_all
+from ccl.detection.engine import Engine
+from ccl.detection.rule_tests import build_events, rule_under_test
+from ccl.detection.rules import build_rule
+from ccl.detection.stream.detect import StreamSettings, detect_stream
+from ccl.detection.stream.event_files import find_sources
 from ccl.simulator.scenarios import SCENARIOS
 from ccl.simulator.server import Simulator
-from ccl.testing import build_events, rule_under_test
+from ccl.vector.normalize import Normalizer
 from tests.conftest import CCL, ROOT
 
 

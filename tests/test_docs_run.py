@@ -27,8 +27,8 @@ import pytest
 
 from ccl.commands.simulate import FAKE_DD_API_KEY, FAKE_DD_APP_KEY
 from ccl.datadog.fake import FakeDatadog
-from ccl.maxmind_testdb import city_test_database
 from ccl.simulator import Simulator
+from ccl.vector.maxmind_testdb import city_test_database
 from tests.conftest import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

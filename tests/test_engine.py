@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from ruamel.yaml import YAML
 
-from ccl.assets import Asset, plain
-from ccl.engine import Engine, event_time
-from ccl.rules import build_rule
+from ccl.content.assets import Asset, plain
+from ccl.detection.engine import Engine
+from ccl.detection.rules import build_rule
+from ccl.detection.signals import event_time
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 

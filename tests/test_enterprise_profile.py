@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccl.catalog import activity_types, organization_is_null
+from ccl.content.catalog import activity_types, organization_is_null
 from ccl.simulator import Simulator
 from ccl.simulator.enterprise import DAY, ORG_WORKDAY, PERSON_DAY, EnterpriseProfile
 

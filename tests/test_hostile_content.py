@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from ccl.cli import cli
-from ccl.conditions import ConditionError, compile_condition
 from ccl.datadog.client import ConfigError, api_url
-from ccl.query import QueryError, parse
-from ccl.query_match import wildcard_matcher
+from ccl.detection.conditions import ConditionError, compile_condition
+from ccl.detection.query import QueryError, parse
+from ccl.detection.query.match import wildcard_matcher
 from tests.conftest import CCL, ROOT
 
 RULE = (ROOT / "detections" / "sso-disabled.yaml").read_text()
@@ -209,7 +209,7 @@ def test_many_wildcards_do_not_backtrack(repo):
     (repo / "detections" / "sso-disabled.yaml").write_text(query_rule(f"@evt.name:{stars}"))
     refused = ccl_guarded(repo, "validate", "detections/sso-disabled.yaml")
     assert refused.returncode == 2 and "matches none of the 514 documented activity types" in refused.stderr
-    snippet = ("from ccl.query_match import compile_query\n"
+    snippet = ("from ccl.detection.query.match import compile_query\n"
                f"event = {{'usr': {{'email': 'org' + '_' * 3000}}, 'message': 'org ' + '_ ' * 3000}}\n"
                f"print(compile_query('@usr.email:{stars}')(event), compile_query('{stars}')(event))")
     try:

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from ruamel.yaml import YAML
 
-from ccl.normalize import Normalizer
-from ccl.vrl import VrlProgram
+from ccl.vector.normalize import Normalizer
+from ccl.vector.vrl import VrlProgram
 from tests.conftest import CCL, ROOT
 
 DATADOG_SAMPLES = ROOT / "tests" / "data" / "datadog-pipeline-tests.yaml"

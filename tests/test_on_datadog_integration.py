@@ -21,20 +21,20 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from ccl.actor_matrix import watched_types
-from ccl.actors import example_actor
-from ccl.assets import load, load_all
-from ccl.catalog import activity_types, allowed_actor_kinds
-from ccl.geoip import GeoIpTable
-from ccl.normalize import Normalizer
-from ccl.pipeline_emulator import PipelineEmulator
-from ccl.pipeline_tests import compare, flatten
-from ccl.query import attribute_fields
-from ccl.query_match import values_at
-from ccl.render import render_pipeline
-from ccl.rules import Rule, build_rule
-from ccl.samples import load_samples
-from ccl.testing import TEST_START, build_events, run_rule_tests, test_activity
+from ccl.content.actors import example_actor
+from ccl.content.assets import load, load_all
+from ccl.content.catalog import activity_types, allowed_actor_kinds
+from ccl.datadog.pipeline_emulator import PipelineEmulator
+from ccl.datadog.pipeline_tests import compare, flatten
+from ccl.datadog.render import render_pipeline
+from ccl.datadog.samples import load_samples
+from ccl.detection.actor_matrix import watched_types
+from ccl.detection.query import attribute_fields
+from ccl.detection.query.match import values_at
+from ccl.detection.rule_tests import TEST_START, build_events, run_rule_tests, test_activity
+from ccl.detection.rules import Rule, build_rule
+from ccl.vector.geoip import GeoIpTable
+from ccl.vector.normalize import Normalizer
 from tests.conftest import ROOT
 
 DATADOG_PIPELINE = ROOT / "tests" / "data" / "datadog-integration-pipeline.yaml"

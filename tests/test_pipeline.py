@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ccl.assets import load
-from ccl.normalize import Normalizer
-from ccl.pipeline_emulator import PipelineEmulator, UnsupportedProcessor
-from ccl.pipeline_tests import run_pipeline_tests
-from ccl.render import render_pipeline
+from ccl.content.assets import load
+from ccl.datadog.pipeline_emulator import PipelineEmulator, UnsupportedProcessor
+from ccl.datadog.pipeline_tests import run_pipeline_tests
+from ccl.datadog.render import render_pipeline
+from ccl.vector.normalize import Normalizer
 from tests.conftest import CCL, ROOT
 
 PIPELINE = ROOT / "pipelines" / "claude-compliance-logs.yaml"
@@ -81,7 +81,7 @@ def test_other_sources_are_left_alone(asset):
 
 
 def test_geoip_matches_vectors_when_a_database_is_given(asset, geoip_db):
-    from ccl.geoip import GeoIpTable
+    from ccl.vector.geoip import GeoIpTable
 
     emulator = PipelineEmulator(render_pipeline(asset), GeoIpTable(geoip_db))
     raw = {"ddsource": "claude-compliance-logs", "type": "sso_login_succeeded", "created_at": "2026-03-02T09:00:00Z",
@@ -116,7 +116,7 @@ IDENTITY_ACTORS = [
                                   "service_account_actor", "federated_identity_actor", "federated_actor",
                                   "attested_device_actor"])
 def test_the_pipeline_gives_every_actor_the_identity_vector_gives(emulator, normalizer, kind):
-    from ccl.actors import example_actor
+    from ccl.content.actors import example_actor
 
     for actor in [example_actor(kind), *(a for a in IDENTITY_ACTORS if a["type"] == kind)]:
         raw = {"type": "mcp_server_created", "created_at": "2026-03-02T09:00:00Z", "actor": actor}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccl.query import QueryError, parse, required_event_names
-from ccl.query_match import compile_query
+from ccl.detection.query import QueryError, parse, required_event_names
+from ccl.detection.query.match import compile_query
 
 EVENT = {
     "evt": {"name": "org_sso_toggled", "outcome": "success"},

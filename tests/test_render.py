@@ -22,7 +22,7 @@ from datadog_api_client.v2.model.security_monitoring_rule_create_payload import 
 from datadog_api_client.v2.model.security_monitoring_rule_update_payload import SecurityMonitoringRuleUpdatePayload
 
 from ccl.datadog.fake import FakeDatadog
-from ccl.render import rule_update_payload
+from ccl.datadog.render import rule_update_payload
 from tests.conftest import CCL, ROOT
 
 MODELS = {"rules": SecurityMonitoringRuleCreatePayload, "dashboards": Dashboard, "monitors": Monitor,

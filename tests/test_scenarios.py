@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccl.assets import load_all
-from ccl.catalog import activity_types
-from ccl.engine import Engine
-from ccl.normalize import Normalizer
-from ccl.rules import build_rule
+from ccl.content.assets import load_all
+from ccl.content.catalog import activity_types
+from ccl.detection.engine import Engine
+from ccl.detection.rules import build_rule
 from ccl.simulator.generator import ActivityFactory
 from ccl.simulator.population import Population
 from ccl.simulator.scenarios import CAUGHT_BY, SCENARIOS
+from ccl.vector.normalize import Normalizer
 from tests.conftest import ROOT
 
 START = datetime(2026, 5, 4, 9, tzinfo=UTC).timestamp()

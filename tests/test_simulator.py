@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from ccl.catalog import activity_types
+from ccl.content.catalog import activity_types
 from ccl.simulator import FaultPlan, FaultSpecError, Simulator
 from ccl.simulator.scenarios import SCENARIOS
 from ccl.simulator.server import stamp

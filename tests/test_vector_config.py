@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ccl.vector_harness import LOOKUP_CALL, Config, Run, run_tests
-from ccl.vrl import check
+from ccl.vector.harness import LOOKUP_CALL, Config, Run, run_tests
+from ccl.vector.vrl import check
 from collector.settings import collect_parser
 from tests.conftest import CCL, ROOT, run_collector
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ccl.vector_harness import Config, run_tests
+from ccl.vector.harness import Config, run_tests
 from tests.conftest import CCL, ROOT
 
 PASS_THROUGH = '[transforms.pass]\ntype = "remap"\ninputs = []\nsource = "."\n'

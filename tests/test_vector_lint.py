@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ccl.vector_lint import key_lines, lint_file, lint_text, load_table
+from ccl.vector.lint import key_lines, lint_file, lint_text, load_table
 from tests.conftest import CCL, ROOT
 
 VECTOR_FILES = sorted([ROOT / "vector.toml", *(ROOT / "vector").glob("*.toml")], key=str)

@@ -12,12 +12,12 @@ import click
 from ccl.commands.validate import load_valid
 from ccl.datadog.apply import apply, render_outcome
 from ccl.datadog.client import ConfigError, DatadogClient, DatadogError, api_url, keys_from_environment
+from ccl.datadog.deploy import Plan, build_plan, render_plan
+from ccl.datadog.render import render_rule
 from ccl.datadog.resources import ONLY_CHOICES, Rules
-from ccl.deploy import Plan, build_plan, render_plan
-from ccl.normalize import Normalizer
-from ccl.render import render_rule
-from ccl.rules import build_rule
-from ccl.testing import build_events
+from ccl.detection.rule_tests import build_events
+from ccl.detection.rules import build_rule
+from ccl.vector.normalize import Normalizer
 
 
 def _client(site: str | None) -> DatadogClient:

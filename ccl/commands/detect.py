@@ -11,15 +11,15 @@ from typing import Any
 
 from ccl.commands.normalize import read_ndjson
 from ccl.commands.validate import load_valid
-from ccl.detect_prepare import is_normalized
-from ccl.detect_stream import StreamSettings, detect_stream
-from ccl.engine import Engine
-from ccl.event_files import InputError, Source, find_sources, open_binary
-from ccl.external_sort import SortSpaceError
-from ccl.geoip import GeoIpError
-from ccl.normalize import SOURCE, Normalizer
-from ccl.rules import Rule, build_rule
-from ccl.vrl import VrlError
+from ccl.detection.engine import Engine
+from ccl.detection.rules import Rule, build_rule
+from ccl.detection.stream.detect import StreamSettings, detect_stream
+from ccl.detection.stream.event_files import InputError, Source, find_sources, open_binary
+from ccl.detection.stream.external_sort import SortSpaceError
+from ccl.detection.stream.prepare import is_normalized
+from ccl.vector.geoip import GeoIpError
+from ccl.vector.normalize import SOURCE, Normalizer
+from ccl.vector.vrl import VrlError
 
 
 def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, whole_input: bool = False) -> int:

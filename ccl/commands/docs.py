@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ccl.actor_matrix import matrix
 from ccl.commands.validate import load_valid
-from ccl.coverage import measure
-from ccl.normalize import Normalizer
-from ccl.rule_docs import page
-from ccl.rules import build_rule
-from ccl.testing import run_rule_tests
+from ccl.detection.actor_matrix import matrix
+from ccl.detection.coverage import measure
+from ccl.detection.rule_docs import page
+from ccl.detection.rule_tests import run_rule_tests
+from ccl.detection.rules import build_rule
+from ccl.vector.normalize import Normalizer
 
 
 def rules_page(paths: tuple[Path, ...]) -> tuple[str | None, int]:

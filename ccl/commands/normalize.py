@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ccl.geoip import GeoIpError
+from ccl.vector.geoip import GeoIpError
 
 try:  # 2-3x faster parsing for `ccl detect` over large files; optional
     from orjson import loads as fast_loads
 except ImportError:  # pragma: no cover
     from json import loads as fast_loads
-from ccl.normalize import TOO_DEEP, Normalizer
-from ccl.vrl import VrlError
+from ccl.vector.normalize import TOO_DEEP, Normalizer
+from ccl.vector.vrl import VrlError
 
 
 def run_normalize(source: str, geoip_db: Path | None) -> int:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ccl.commands.validate import load_valid
-from ccl.render import write_all
+from ccl.datadog.render import write_all
 
 # The disk failed us, not the user: a failure while running (exit 1), not a bad --out (exit 2).
 RUNNING_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}

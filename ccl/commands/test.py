@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ccl.actor_matrix import RuleRow, describe, matrix, table, totals
-from ccl.catalog import activity_types
 from ccl.commands.validate import load_valid
-from ccl.geoip import GeoIpError
-from ccl.normalize import Normalizer
-from ccl.pipeline_tests import run_pipeline_tests
-from ccl.query import event_names
-from ccl.query_match import wildcard_matcher
-from ccl.rules import Rule, build_rule
-from ccl.testing import TestOutcome, run_rule_tests
+from ccl.content.catalog import activity_types
+from ccl.datadog.pipeline_tests import run_pipeline_tests
+from ccl.detection.actor_matrix import RuleRow, describe, matrix, table, totals
+from ccl.detection.query import event_names
+from ccl.detection.query.match import wildcard_matcher
+from ccl.detection.rule_tests import TestOutcome, run_rule_tests
+from ccl.detection.rules import Rule, build_rule
+from ccl.vector.geoip import GeoIpError
+from ccl.vector.normalize import Normalizer
 
 # Categories of the catalog whose activities matter to a security team.
 SECURITY_CATEGORIES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ccl.actor_matrix import group_by_gaps
-from ccl.assets import Asset, load_all
-from ccl.rules import build_rule
+from ccl.content.assets import Asset, load_all
+from ccl.detection.actor_matrix import group_by_gaps
+from ccl.detection.rules import build_rule
 from ccl.validate import count_by_kind, validate
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ccl.vector_harness import Config, HarnessError, format_results, run_tests
-from ccl.vector_lint import VECTOR_VERSION, lint_file
+from ccl.vector.harness import Config, HarnessError, format_results, run_tests
+from ccl.vector.lint import VECTOR_VERSION, lint_file
 
 
 def run_vector_test(configs: tuple[Path, ...], tables: tuple[str, ...], only: str | None) -> int:

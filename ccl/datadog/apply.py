@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccl.datadog.client import RETRYABLE, DatadogClient, DatadogError
+from ccl.datadog.deploy import Change, Plan, diff, differences, newest_created
 from ccl.datadog.resources import KINDS, Kind, Rules
-from ccl.deploy import Change, Plan, diff, differences, newest_created
 
 READ_BACK_WAITS = (1.0, 2.0)  # seconds between reads while Datadog does not show the write yet
 UNAPPLIED_IN_A_ROW = 3

@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ccl.query_match import compile_query
-from ccl.rules import WINDOW_VALUES
+from ccl.detection.query.match import compile_query
+from ccl.detection.rules import WINDOW_VALUES
 
 EPOCH_MS = 1767225600000  # fixed, so that re-recorded cassettes only change where behaviour does
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ccl.assets import Asset, Problem
-from ccl.render import MANAGED_TAG, OWNERSHIP_TAG_PREFIX
+from ccl.content.assets import Asset, Problem
+from ccl.datadog.render import MANAGED_TAG, OWNERSHIP_TAG_PREFIX
 
 ID = r"[a-z0-9][a-z0-9-]*"
 MARKER_ANYWHERE = re.compile(r"\[managed by ccl:")

@@ -6,7 +6,7 @@ from typing import Any
 
 from ccl.datadog.client import DatadogClient, DatadogError
 from ccl.datadog.ownership import Claim, Ownership, age_seconds, description_claim, sort_out, tag_claim
-from ccl.render import SOURCE, rule_update_payload
+from ccl.datadog.render import SOURCE, rule_update_payload
 
 RECENT_PAGE = 2  # rules per request when looking for those created since the last look (usually one)
 

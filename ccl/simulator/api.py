@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ccl.catalog import activity_types
+from ccl.content.catalog import activity_types
 from ccl.simulator.faults import FaultPlan
 from ccl.simulator.hostile import PAGE_FAULTS, echo_key_body, page_answer, render
 from ccl.simulator.population import random_token

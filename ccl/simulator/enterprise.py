@@ -67,7 +67,7 @@ class Office:
     share: float
 
 
-# Networks from MaxMind's GeoIP2-City test database (see ccl/maxmind_testdb.py), so GeoIP answers.
+# Networks from MaxMind's GeoIP2-City test database (see ccl/vector/maxmind_testdb.py), so GeoIP answers.
 OFFICES = (
     Office("London", ("81.2.69.160", "81.2.69.161"), "81.2.69.1", 0, 0.40),
     Office("Linköping", ("89.160.20.129",), "89.160.20.1", 1, 0.10),

@@ -10,7 +10,7 @@ import random
 import re
 from typing import Any
 
-from ccl.catalog import activity_types, organization_is_null
+from ccl.content.catalog import activity_types, organization_is_null
 from ccl.simulator.population import (
     API_USER_AGENTS,
     ROLES,

@@ -1,0 +1,215 @@
+"""`ccl detect` over inputs of any size: memory bounded by the sort buffer and the rules' state.
+
+    lines (files, directories, stdin; gzip/zstd; plain files newest first are read from the end)
+      -> LineFilter: lines no rule can match are dropped unparsed (raw ones by `type`)
+      -> Preparer on `jobs` processes, in reading order: parse, normalize if raw, time, match, keep
+         the attributes the matching rules read
+      -> ExternalSorter: (time, input position) order; runs spill to temporary files past the buffer
+         and, while the events arrive in that order anyway, InOrderFeed runs the engine alongside
+      -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
+         window can reach, and signals that can no longer change are written out in the order raised.
+
+The signals are the same, in the same order, as the whole-input path's (Engine.run over every event
+in memory); tests/test_detect_stream.py checks it on every rule test and on the simulator's stories.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ccl.detection.engine import Engine
+from ccl.detection.rules import Rule
+from ccl.detection.signals import event_time
+from ccl.detection.stream.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
+from ccl.detection.stream.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
+from ccl.detection.stream.in_order import InOrderFeed
+from ccl.detection.stream.ordered_pool import ordered_map
+from ccl.detection.stream.prepare import NORMALIZED, LineFilter, Preparer, deserialize
+from ccl.detection.stream.progress import Progress
+
+BATCH_LINES = 500
+FORGET_EVERY = 20_000
+SignalJson = dict[str, Any]
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class StreamSettings:
+    jobs: int = 1
+    sort_buffer: int = DEFAULT_SORT_BUFFER
+    temp_dir: Path | None = None
+    forget_every: int = FORGET_EVERY
+    geoip_db: Path | None = None
+
+
+@dataclass
+class StreamReport:
+    events: int = 0  # readable events, matched or not (as the whole-input path counts them)
+    skipped: int = 0  # of which no rule can match
+    bad_lines: int = 0
+    signals: int = 0
+    runs_on_disk: int = 0  # when the events had to be sorted
+    in_order: str = ""  # "oldest first" or "newest first" when they did not
+
+
+def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSettings,
+                  emit: Callable[[SignalJson], None], problem: Callable[[str], None],
+                  progress: Progress | None = None) -> StreamReport:
+    """Run `rules` over every event of `sources`; `emit` gets each signal (as JSON) once it is final.
+
+    Raises InputError (unreadable input), GeoIpError or VrlError (normalizer), SortSpaceError.
+    """
+    report = StreamReport()
+    progress = progress or Progress()
+    sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
+    totals = _backwards(sources)
+    feed = InOrderFeed(Engine(rules), settings.forget_every)
+    try:
+        _read(sources, totals, rules, settings, sorter, feed, report, problem, progress)
+        if feed.alive:
+            report.in_order = "newest first" if totals else "oldest first"
+            for signal in feed.finish():
+                _emit(signal, emit, report)
+            return report
+        report.runs_on_disk = sorter.runs_written
+        engine = Engine(rules)
+        for fed, (moment, _, payload) in enumerate(sorter.sorted_items(), start=1):
+            matches, event = deserialize(payload)
+            engine.feed_matched(moment, event, matches)
+            if fed % settings.forget_every == 0:
+                engine.forget_before(moment)
+                for signal in engine.take_finished():
+                    _emit(signal.to_json(), emit, report)
+                if progress.due():
+                    progress.show(f"{report.events:,} events read, {fed:,} of {sorter.items:,} through the "
+                                  f"rules, {report.signals:,} signals so far")
+        for signal in engine.finish():
+            _emit(signal.to_json(), emit, report)
+    finally:
+        if feed.alive:
+            feed.give_up()
+        sorter.close()
+        progress.clear()
+    return report
+
+
+def _emit(signal: SignalJson, emit: Callable[[SignalJson], None], report: StreamReport) -> None:
+    emit(signal)
+    report.signals += 1
+
+
+def _backwards(sources: list[Source]) -> list[int] | None:
+    """Each source's line count if the input should be read backwards (plain files whose first event
+    is later than their last), else None."""
+    if not sources or not all(is_plain_file(source) for source in sources):
+        return None
+    last_total = count_lines(sources[-1].path)  # type: ignore[arg-type]
+    first = next((line for _, line in read_lines(sources[0]) if line.strip()), None)
+    last = next((line for _, line in read_lines_backwards(sources[-1], last_total) if line.strip()), None)
+    first_time, last_time = _rough_time(first), _rough_time(last)
+    if first_time is None or last_time is None or first_time <= last_time:
+        return None
+    return [count_lines(source.path) for source in sources[:-1]] + [last_total]  # type: ignore[arg-type]
+
+
+def _rough_time(line: bytes | None) -> float | None:
+    """The time of a raw or normalized line, to guess the input's order (the engine's own comes later)."""
+    try:
+        value = orjson.loads(line) if line else None
+    except ValueError:
+        return None
+    return event_time(value) if isinstance(value, dict) else None
+
+
+def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], settings: StreamSettings,
+          sorter: ExternalSorter, feed: InOrderFeed, report: StreamReport, problem: Callable[[str], None],
+          progress: Progress) -> None:
+    global _preparer
+    matcher = Engine(rules)
+    line_filter = LineFilter(matcher.event_names())
+    in_flight: deque[tuple[str, int, list[int]]] = deque()  # per batch: source, its first line's position, numbers
+    batches = _batches(sources, totals, line_filter, in_flight, report)
+    first = next(batches, None)
+    if first is not None:
+        _preparer = Preparer(matcher, settings.geoip_db)
+        if any(not NORMALIZED.search(line) for _, line in first):
+            _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
+        with closing(ordered_map(_prepare, itertools.chain([first], batches), settings.jobs)) as prepared:
+            for results in prepared:
+                name, offset, numbers = in_flight.popleft()
+                for number, result in zip(numbers, results, strict=True):
+                    if result is None:  # no time, or no rule's query matches it: the engine would ignore it
+                        continue
+                    if type(result[1]) is str:
+                        report.bad_lines += 1
+                        problem(f"{name}:{number}: {result[1]}; line skipped")
+                        continue
+                    moment, payload = result
+                    sorter.add(moment, offset + number, payload)  # type: ignore[arg-type]
+                    feed.add(moment, offset + number, payload)  # type: ignore[arg-type]
+                if progress.due():
+                    progress.show(f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s), "
+                                  f"{feed.signals if feed.alive else 0:,} signals so far")
+        _preparer = None
+    report.skipped = line_filter.skipped
+    report.events -= report.bad_lines
+
+
+def _batches(sources: list[Source], totals: list[int] | None, line_filter: LineFilter,
+             in_flight: deque[tuple[str, int, list[int]]], report: StreamReport) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of the lines some rule may match, noting in `in_flight` where each comes from.
+
+    A line's position in the whole input (its source's offset plus its number) breaks ties in time.
+    """
+    needed = line_filter.needed
+    if totals:
+        offsets = list(itertools.accumulate([0, *totals[:-1]]))
+        order = [(source, offsets[i], read_lines_backwards(source, totals[i])) for i, source in enumerate(sources)]
+        order.reverse()
+    else:
+        order = [(source, -1, read_lines(source)) for source in sources]
+    offset = 0
+    for source, known_offset, lines in order:
+        offset = known_offset if known_offset >= 0 else offset
+        batch: list[tuple[int, bytes]] = []
+        number = 0
+        for number, line in lines:
+            if not line.strip():
+                continue
+            report.events += 1  # unusable lines are taken off at the end
+            if needed(line):
+                batch.append((number, line))
+                if len(batch) >= BATCH_LINES:
+                    in_flight.append((source.name, offset, [n for n, _ in batch]))
+                    yield batch
+                    batch = []
+        if batch:
+            in_flight.append((source.name, offset, [n for n, _ in batch]))
+            yield batch
+        if not totals:
+            offset += number
+
+
+# -- in each process of the pool ------------------------------------------------------------------
+
+_preparer: Preparer | None = None  # set before the processes fork; each then has its own copy
+
+
+def _prepare(lines: list[tuple[int, bytes]]) -> list:
+    assert _preparer is not None
+    return _preparer.prepare(lines)
