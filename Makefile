@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ccl validate
 	$(PY) -m ccl test --coverage > .ccl-test-report.txt || (cat .ccl-test-report.txt; exit 1)
-	@grep -E "tests:|named by a rule" .ccl-test-report.txt
+	@grep -E "tests:|have a rule" .ccl-test-report.txt
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
