@@ -23,6 +23,7 @@ from orjson import loads as fast_loads
 
 from ccl.engine import Engine, event_time
 from ccl.normalize import SOURCE, TOO_DEEP, Normalizer
+from ccl.normalize_memo import RememberingNormalizer
 from ccl.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 from ccl.rules import Rule
 
@@ -175,7 +176,7 @@ class Preparer:
     @property
     def normalizer(self) -> Normalizer:
         if self._normalizer is None:
-            self._normalizer = Normalizer(self.geoip_db)
+            self._normalizer = RememberingNormalizer(self.geoip_db)
         return self._normalizer
 
 
