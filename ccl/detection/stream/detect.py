@@ -1,9 +1,10 @@
 """`ccl detect` over inputs of any size: memory bounded by the sort buffer and the rules' state.
 
-    lines (files, directories, stdin; gzip/zstd; plain files newest first are read from the end)
+    blocks of lines (files, directories, stdin; gzip/zstd; plain files newest first are read from
+    the end), read by this process and handed whole to `jobs` processes, results in reading order:
       -> LineFilter: lines no rule can match are dropped unparsed (raw ones by `type`)
-      -> Preparer on `jobs` processes, in reading order: parse, normalize if raw, time, match, keep
-         the attributes the matching rules read
+      -> Preparer: parse, normalize if raw (parsed user agents remembered), time, match, keep the
+         attributes the matching rules read
       -> ExternalSorter: (time, input position) order; runs spill to temporary files past the buffer
          and, while the events arrive in that order anyway, InOrderFeed runs the engine alongside
       -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
@@ -29,14 +30,22 @@ import orjson
 from ccl.detection.engine import Engine
 from ccl.detection.rules import Rule
 from ccl.detection.signals import event_time
-from ccl.detection.stream.event_files import Source, count_lines, is_plain_file, read_lines, read_lines_backwards
+from ccl.detection.stream.event_files import (
+    Source,
+    count_lines,
+    is_plain_file,
+    read_blocks,
+    read_blocks_backwards,
+    read_lines,
+    read_lines_backwards,
+)
 from ccl.detection.stream.external_sort import DEFAULT_SORT_BUFFER, ExternalSorter
 from ccl.detection.stream.in_order import InOrderFeed
 from ccl.detection.stream.ordered_pool import ordered_map
-from ccl.detection.stream.prepare import NORMALIZED, LineFilter, Preparer, deserialize
+from ccl.detection.stream.prepare import NORMALIZED, BlockResult, LineFilter, Preparer, deserialize
 from ccl.detection.stream.progress import Progress
 
-BATCH_LINES = 500
+BLOCK_BYTES = 1 << 19  # lines handed to a process at a time: ~250 normalized events, ~900 raw
 FORGET_EVERY = 20_000
 SignalJson = dict[str, Any]
 
@@ -139,77 +148,66 @@ def _rough_time(line: bytes | None) -> float | None:
 def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], settings: StreamSettings,
           sorter: ExternalSorter, feed: InOrderFeed, report: StreamReport, problem: Callable[[str], None],
           progress: Progress) -> None:
-    global _preparer
+    global _preparer, _line_filter
     matcher = Engine(rules)
-    line_filter = LineFilter(matcher.event_names())
-    in_flight: deque[tuple[str, int, list[int]]] = deque()  # per batch: source, its first line's position, numbers
-    batches = _batches(sources, totals, line_filter, in_flight, report)
-    first = next(batches, None)
+    in_flight: deque[tuple[str, int]] = deque()  # per block: its source, the position of that source's line 0
+    blocks = _blocks(sources, totals, in_flight)
+    first = next(blocks, None)
     if first is not None:
-        _preparer = Preparer(matcher, settings.geoip_db)
-        if any(not NORMALIZED.search(line) for _, line in first):
+        _preparer, _line_filter = Preparer(matcher, settings.geoip_db), LineFilter(matcher.event_names())
+        if any(line.strip() and not NORMALIZED.search(line) for line in first[1].split(b"\n")):
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
-        with closing(ordered_map(_prepare, itertools.chain([first], batches), settings.jobs)) as prepared:
-            for results in prepared:
-                name, offset, numbers = in_flight.popleft()
-                for number, result in zip(numbers, results, strict=True):
-                    if result is None:  # no time, or no rule's query matches it: the engine would ignore it
-                        continue
-                    if type(result[1]) is str:
+        add_to_sorter, add_to_feed = sorter.add, feed.add
+        with closing(ordered_map(_prepare, itertools.chain([first], blocks), settings.jobs)) as prepared:
+            for events, skipped, results in prepared:
+                name, offset = in_flight.popleft()
+                report.events += events  # unusable lines are taken off at the end
+                report.skipped += skipped
+                for result in results:
+                    if len(result) == 2:
                         report.bad_lines += 1
-                        problem(f"{name}:{number}: {result[1]}; line skipped")
+                        problem(f"{name}:{result[0]}: {result[1]}; line skipped")
                         continue
-                    moment, payload = result
-                    sorter.add(moment, offset + number, payload)  # type: ignore[arg-type]
-                    feed.add(moment, offset + number, payload)  # type: ignore[arg-type]
+                    number, moment, payload = result
+                    add_to_sorter(moment, offset + number, payload)
+                    add_to_feed(moment, offset + number, payload)
                 if progress.due():
                     progress.show(f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s), "
                                   f"{feed.signals if feed.alive else 0:,} signals so far")
-        _preparer = None
-    report.skipped = line_filter.skipped
+        _preparer = _line_filter = None
     report.events -= report.bad_lines
 
 
-def _batches(sources: list[Source], totals: list[int] | None, line_filter: LineFilter,
-             in_flight: deque[tuple[str, int, list[int]]], report: StreamReport) -> Iterator[list[tuple[int, bytes]]]:
-    """Batches of the lines some rule may match, noting in `in_flight` where each comes from.
+def _blocks(sources: list[Source], totals: list[int] | None,
+            in_flight: deque[tuple[str, int]]) -> Iterator[tuple[int, bytes, bool]]:
+    """Blocks of whole lines in reading order, noting in `in_flight` where each comes from.
 
     A line's position in the whole input (its source's offset plus its number) breaks ties in time.
+    The lines are split, filtered and parsed in the pool: the reading process only reads.
     """
-    needed = line_filter.needed
     if totals:
         offsets = list(itertools.accumulate([0, *totals[:-1]]))
-        order = [(source, offsets[i], read_lines_backwards(source, totals[i])) for i, source in enumerate(sources)]
-        order.reverse()
-    else:
-        order = [(source, -1, read_lines(source)) for source in sources]
+        for index in reversed(range(len(sources))):
+            for first, block in read_blocks_backwards(sources[index], totals[index], BLOCK_BYTES):
+                in_flight.append((sources[index].name, offsets[index]))
+                yield first, block, True
+        return
     offset = 0
-    for source, known_offset, lines in order:
-        offset = known_offset if known_offset >= 0 else offset
-        batch: list[tuple[int, bytes]] = []
-        number = 0
-        for number, line in lines:
-            if not line.strip():
-                continue
-            report.events += 1  # unusable lines are taken off at the end
-            if needed(line):
-                batch.append((number, line))
-                if len(batch) >= BATCH_LINES:
-                    in_flight.append((source.name, offset, [n for n, _ in batch]))
-                    yield batch
-                    batch = []
-        if batch:
-            in_flight.append((source.name, offset, [n for n, _ in batch]))
-            yield batch
-        if not totals:
-            offset += number
+    for source in sources:
+        lines = 0
+        for first, block in read_blocks(source, BLOCK_BYTES):
+            in_flight.append((source.name, offset))
+            yield first, block, False
+            lines = first + block.count(b"\n")
+        offset += lines
 
 
 # -- in each process of the pool ------------------------------------------------------------------
 
 _preparer: Preparer | None = None  # set before the processes fork; each then has its own copy
+_line_filter: LineFilter | None = None
 
 
-def _prepare(lines: list[tuple[int, bytes]]) -> list:
-    assert _preparer is not None
-    return _preparer.prepare(lines)
+def _prepare(block: tuple[int, bytes, bool]) -> BlockResult:
+    assert _preparer is not None and _line_filter is not None
+    return _preparer.prepare_block(*block, _line_filter)

@@ -177,3 +177,60 @@ def read_lines(source: Source) -> Iterator[tuple[int, bytes]]:
     finally:
         if source.path is not None:
             stream.close()
+
+
+def read_blocks(source: Source, size: int = READ_BUFFER) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, whole lines) for the source's lines, about `size` bytes at a time:
+    what `read_lines` yields, in fewer, larger pieces (split them at b"\\n"; the last keeps no newline)."""
+    stream = open_binary(source)
+    first, pending, lines_before = 1, b"", 0
+    try:
+        while chunk := stream.read(size):
+            chunk = pending + chunk
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                pending = chunk
+                continue
+            block, pending = chunk[:cut], chunk[cut + 1:]
+            lines_before = block.count(b"\n") + 1
+            yield first, block
+            first += lines_before
+        if pending:
+            yield first, pending
+    except Exception as error:
+        if isinstance(error, OSError | EOFError) or type(error).__name__ == "ZstdError":
+            raise InputError(f"{source.name}: unreadable after line {first - 1}: {error}") from None
+        raise
+    finally:
+        if source.path is not None:
+            stream.close()
+
+
+def read_blocks_backwards(source: Source, total: int, size: int = READ_BUFFER) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, whole lines) from the end of the file to its start, numbered as
+    `read_lines` does; the lines inside a block are in file order. `total` from count_lines."""
+    assert source.path is not None
+    try:
+        file = source.path.open("rb")
+    except OSError as error:
+        raise InputError(f"{source.name}: {error.strerror}") from None
+    with file:
+        end = file.seek(0, 2)
+        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
+            end -= 1  # the last newline ends the last line; it does not start another
+        position, pending, last = end, b"", total
+        while position > 0:
+            step = min(size, position)
+            position -= step
+            file.seek(position)
+            chunk = file.read(step) + pending
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                pending = chunk
+                continue
+            pending, block = chunk[:cut], chunk[cut + 1:]
+            lines = block.count(b"\n") + 1
+            yield last - lines + 1, block
+            last -= lines
+        if end:
+            yield last, pending

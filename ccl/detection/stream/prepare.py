@@ -26,6 +26,7 @@ from ccl.detection.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Ra
 from ccl.detection.rules import Rule
 from ccl.detection.signals import event_time
 from ccl.vector.normalize import SOURCE, TOO_DEEP, Normalizer
+from ccl.vector.normalize_memo import RememberingNormalizer
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name.
 EVENT_NAME = re.compile(rb'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
@@ -39,6 +40,8 @@ PICKLE_PROTOCOL = 5
 PICKLED = 0x80  # first byte of a pickle (protocol 2 and later); orjson output starts with "[" or "{"
 
 Prepared = tuple[float, bytes]  # (event time, serialized event)
+# (non-blank lines, of which no rule can match, [(line number, time, payload) or (line number, problem)])
+BlockResult = tuple[int, int, list[tuple[Any, ...]]]
 
 
 def is_normalized(event: dict[str, Any]) -> bool:
@@ -137,6 +140,25 @@ class Preparer:
         """Per line: (time, payload); (line number, problem) if unusable; None if no rule needs it."""
         return [self.prepare_line(number, line) for number, line in lines]
 
+    def prepare_block(self, first: int, block: bytes, backwards: bool, line_filter: LineFilter) -> BlockResult:
+        """A block of whole lines (see event_files.read_blocks), in reading order (last line first when
+        `backwards`): its non-blank lines, of which no rule can match, and per line some rule may:
+        (number, time, payload) or (number, problem)."""
+        lines = block.split(b"\n")
+        numbered = zip(range(first + len(lines) - 1, first - 1, -1), reversed(lines), strict=True) if backwards \
+            else enumerate(lines, start=first)
+        events, skipped_before, found = 0, line_filter.skipped, []
+        needed, prepare_line = line_filter.needed, self.prepare_line
+        for number, line in numbered:
+            if not line.strip():
+                continue
+            events += 1
+            if needed(line):
+                result = prepare_line(number, line)
+                if result is not None:
+                    found.append(result if type(result[1]) is str else (number, *result))
+        return events, line_filter.skipped - skipped_before, found
+
     def prepare_line(self, number: int, line: bytes) -> Prepared | tuple[int, str] | None:
         try:
             return self._prepare(line)
@@ -176,7 +198,7 @@ class Preparer:
     @property
     def normalizer(self) -> Normalizer:
         if self._normalizer is None:
-            self._normalizer = Normalizer(self.geoip_db)
+            self._normalizer = RememberingNormalizer(self.geoip_db)
         return self._normalizer
 
 
