@@ -19,7 +19,9 @@ def main() -> None:
         if (exc.name or "").split(".")[0] not in TOOL_DEPENDENCIES:
             raise
         sys.stderr.write(
-            f"ccl needs the tool extra ({exc.name} is missing): pip install 'claude-compliance-logs[tool]'\n"
+            f"ccl needs the tool extra ({exc.name} is missing): install the wheel with it, "
+            "pip install 'claude_compliance_logs-<version>-py3-none-any.whl[tool]' (make dist builds it), "
+            "or pip install '.[tool]' in a clone (the package is not on PyPI yet)\n"
             "The collector alone runs as: python -m collector\n"
         )
         sys.exit(2)

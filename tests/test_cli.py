@@ -69,3 +69,13 @@ def test_the_collector_imports_only_the_standard_library_and_httpx():
     loaded = run(sys.executable, "-c", "import sys, collector.cli, collector.runner, collector.backfill;"
                  "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ccl'))")
     assert loaded.stdout.strip() == "[]"
+
+
+def test_ccl_without_its_tool_extra_says_how_to_install_it_without_a_traceback():
+    # The collector's base install has no click: `ccl` must explain instead of crashing.
+    blocked = "import sys; sys.modules['click'] = None; import ccl; ccl.main()"
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "ccl needs the tool extra (click is missing)" in done.stderr
+    assert "not on PyPI yet" in done.stderr and "make dist" in done.stderr
