@@ -11,6 +11,7 @@ import gzip
 import io
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -139,15 +140,7 @@ def count_lines(path: Path) -> int:
 
 def read_lines_backwards(source: Source, total: int) -> Iterator[tuple[int, bytes]]:
     """(line number, line) from the last line to the first, numbered as `read_lines` does; `total` from count_lines."""
-    assert source.path is not None
-    try:
-        file = source.path.open("rb")
-    except OSError as error:
-        raise InputError(f"{source.name}: {error.strerror}") from None
-    with file:
-        end = file.seek(0, 2)
-        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
-            end -= 1  # the last newline ends the last line; it does not start another
+    with _opened_from_the_end(source) as (file, end):
         position, pending, number = end, b"", total
         while position > 0:
             size = min(READ_BUFFER, position)
@@ -209,15 +202,7 @@ def read_blocks(source: Source, size: int = READ_BUFFER) -> Iterator[tuple[int, 
 def read_blocks_backwards(source: Source, total: int, size: int = READ_BUFFER) -> Iterator[tuple[int, bytes]]:
     """(number of its first line, whole lines) from the end of the file to its start, numbered as
     `read_lines` does; the lines inside a block are in file order. `total` from count_lines."""
-    assert source.path is not None
-    try:
-        file = source.path.open("rb")
-    except OSError as error:
-        raise InputError(f"{source.name}: {error.strerror}") from None
-    with file:
-        end = file.seek(0, 2)
-        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
-            end -= 1  # the last newline ends the last line; it does not start another
+    with _opened_from_the_end(source) as (file, end):
         position, pending, last = end, b"", total
         while position > 0:
             step = min(size, position)
@@ -234,3 +219,19 @@ def read_blocks_backwards(source: Source, total: int, size: int = READ_BUFFER) -
             last -= lines
         if end:
             yield last, pending
+
+
+@contextmanager
+def _opened_from_the_end(source: Source) -> Iterator[tuple[IO[bytes], int]]:
+    """A plain file opened for reading backwards, and where its last line ends (a final newline
+    ends the last line; it does not start another)."""
+    assert source.path is not None
+    try:
+        file = source.path.open("rb")
+    except OSError as error:
+        raise InputError(f"{source.name}: {error.strerror}") from None
+    with file:
+        end = file.seek(0, 2)
+        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
+            end -= 1
+        yield file, end
