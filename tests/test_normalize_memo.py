@@ -79,9 +79,27 @@ def test_a_block_that_reads_more_than_the_user_agent_is_not_remembered():
     assert split_program(source.replace("if is_string(.http.useragent) &&", "if true &&")) is None
 
 
+@pytest.mark.parametrize("later", [
+    '.http.useragent = "changed"', 'x = .http.useragent_details', 'del(.http)', 'x = keys(.)', '. = {}',
+    '.ccl.copy = ."http"',
+])
+def test_a_program_that_refers_to_the_block_s_paths_after_it_is_run_whole(later):
+    # The details are added after the program: nothing after the block may see or change them.
+    source = Normalizer()._normalize.source
+    assert split_program(source + "\n" + later + "\n") is None
+    assert split_program(source + "\n# " + later + "\n.ccl.note = \"" + later.replace('"', "'") + "\"\n")
+
+
+def test_a_block_that_does_not_run_for_every_event_is_run_in_place():
+    source = Normalizer()._normalize.source
+    block_at = source.index("if is_string(.http.useragent) &&")
+    nested = source[:block_at] + "if .type != \"x\" {\n" + source[block_at:] + "\n}\n"
+    assert split_program(nested) is None
+
+
 def test_a_failing_derived_program_gives_the_production_diagnostic():
     remembering = RememberingNormalizer()
-    remembering._normalize.derived = VrlProgram('abort "derived failure"', "derived.vrl")
+    remembering._normalize.rest = VrlProgram('abort "derived failure"', "derived.vrl")
     remembering._normalize.production = VrlProgram('abort "production failure"', "normalize.vrl")
     event = remembering.normalize({"id": "activity_01Z", "type": "claude_chat_viewed",
                                    "actor": {"type": "user_actor", "user_agent": USER_AGENTS[0]}})
