@@ -87,18 +87,25 @@ def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bo
         right = operand()
         compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
                    "==": float.__eq__, "!=": float.__ne__}[op]
-        return lambda v: compare(float(left(v)), float(right(v)))
+        # Evaluated for every event a threshold rule counts: the usual `name > number` is one lookup.
+        if isinstance(left, str) and isinstance(right, float):
+            return lambda v: compare(float(v.get(left, 0.0)), right)
+        return lambda v: compare(_operand_value(left, v), _operand_value(right, v))
 
-    def operand():
+    def operand() -> str | float:
+        """A query's name, or a number."""
         kind, value = take()
         if kind == "number":
-            number = float(value)
-            return lambda v: number
+            return float(value)
         if kind == "name":
-            return lambda v: v.get(value, 0.0)
+            return value
         raise ConditionError(f"expected a query name or a number, found {value!r}")
 
     evaluator = parse_or()
     if index != len(tokens):
         raise ConditionError(f"unexpected {tokens[index][1]!r}")
     return evaluator, names
+
+
+def _operand_value(operand: str | float, values: Values) -> float:
+    return float(values.get(operand, 0.0)) if isinstance(operand, str) else operand

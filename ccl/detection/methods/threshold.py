@@ -15,52 +15,63 @@ class ThresholdDetector:
     def __init__(self, rule: Rule, out: list[Signal]):
         self.rule = rule
         self.signals = OpenSignals(rule, out)
-        self.windows: dict[Any, dict[str, deque[tuple[float, dict[str, Any]]]]] = {}
+        self.queries = rule.queries  # names are unique (validate), so a query's position stands for it
         self.group_by = rule.queries[0].group_by
+        # Per group, per query position: the window's (time, event), oldest first.
+        self.windows: dict[Any, list[deque[tuple[float, dict[str, Any]]]]] = {}
         # Per group and query, how many events in the window carry each distinct value, so that a
-        # cardinality is kept up to date instead of recounted for every event.
-        self.distinct: dict[Any, dict[str, dict[Any, int]]] = {}
-
-    @staticmethod
-    def _distinct_value(query: Any, event: dict[str, Any]) -> Any:
-        # Datadog's cardinality counts exactly one field (distinctFields holds one entry); an event
-        # without it adds no value. Counting @id makes a count replay-proof: a replayed activity
-        # has the id it had the first time.
-        return field_value(event, query.distinct[0]) if query.distinct else None
+        # cardinality is kept up to date instead of recounted for every event. Datadog's cardinality
+        # counts exactly one field (distinctFields holds one entry); an event without it adds no
+        # value. Counting @id makes a count replay-proof: a replayed activity has the id it had.
+        self.distinct: dict[Any, list[dict[Any, int]]] = {}
+        self._distinct_field = [query.distinct[0] if query.aggregation == "cardinality" and query.distinct else None
+                                for query in self.queries]
+        self._cardinality = [query.aggregation == "cardinality" for query in self.queries]
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
         key = group_key(event, self.group_by)
         if key is None:
             return
-        group_values = list(key)
-        windows = self.windows.setdefault(key, {query.name: deque() for query in self.rule.queries})
-        distinct = self.distinct.setdefault(key, {query.name: {} for query in self.rule.queries})
+        windows = self.windows.get(key)
+        if windows is None:
+            windows = self.windows[key] = [deque() for _ in self.queries]
+            distinct = self.distinct[key] = [{} for _ in self.queries]
+        else:
+            distinct = self.distinct[key]
+        distinct_field = self._distinct_field
         for index in matched:
-            query = self.rule.queries[index]
-            windows[query.name].append((moment, event))
-            if query.aggregation == "cardinality":
-                value = self._distinct_value(query, event)
+            windows[index].append((moment, event))
+            if distinct_field[index] is not None:
+                value = field_value(event, distinct_field[index])
                 if value is not None:
-                    distinct[query.name][value] = distinct[query.name].get(value, 0) + 1
+                    counts = distinct[index]
+                    counts[value] = counts.get(value, 0) + 1
         horizon = moment - self.rule.evaluation_window
-        for query in self.rule.queries:
-            window, counts = windows[query.name], distinct[query.name]
-            while window and window[0][0] < horizon:
-                _, old = window.popleft()
-                if query.aggregation == "cardinality":
-                    value = self._distinct_value(query, old)
-                    if value is not None:
-                        counts[value] -= 1
-                        if not counts[value]:
-                            del counts[value]
-        values = {query.name: float(len(distinct[query.name])) if query.aggregation == "cardinality"
-                  else self._aggregate(query, windows[query.name]) for query in self.rule.queries}
+        values = {}
+        for index, query in enumerate(self.queries):
+            window = windows[index]
+            if window and window[0][0] < horizon:
+                self._expire(window, horizon, distinct_field[index], distinct[index])
+            values[query.name] = float(len(distinct[index])) if self._cardinality[index] \
+                else self._aggregate(query, window)
         case = first_case(self.rule.cases, values)
         if case is None:
             return
-        group = dict(zip(self.group_by, group_values, strict=True))
-        in_window = [item for window in windows.values() for item in window]
+        group = dict(zip(self.group_by, key, strict=True))
+        in_window = [item for window in windows for item in window]
         self.signals.raise_or_extend(key, group, case.severity, moment, in_window)
+
+    @staticmethod
+    def _expire(window: deque[tuple[float, dict[str, Any]]], horizon: float, distinct_field: str | None,
+                counts: dict[Any, int]) -> None:
+        while window and window[0][0] < horizon:
+            _, old = window.popleft()
+            if distinct_field is not None:
+                value = field_value(old, distinct_field)
+                if value is not None:
+                    counts[value] -= 1
+                    if not counts[value]:
+                        del counts[value]
 
     @staticmethod
     def _aggregate(query: Any, window: deque[tuple[float, dict[str, Any]]]) -> float:
@@ -75,7 +86,7 @@ class ThresholdDetector:
         """Drop the groups none of whose events is in the window of an event at `moment` or later."""
         horizon = moment - self.rule.evaluation_window
         for key in [key for key, windows in self.windows.items()
-                    if all(not window or window[-1][0] < horizon for window in windows.values())]:
+                    if all(not window or window[-1][0] < horizon for window in windows)]:
             del self.windows[key]
             self.distinct.pop(key, None)
 

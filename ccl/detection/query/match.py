@@ -28,8 +28,14 @@ def _compile(node: Node) -> Predicate:
         return lambda event: True
     if isinstance(node, And):
         parts = [_compile(part) for part in node.parts]
+        if len(parts) == 2:  # the usual `@evt.name:x @field:y`, without a generator per event
+            first, second = parts
+            return lambda event: first(event) and second(event)
         return lambda event: all(part(event) for part in parts)
     if isinstance(node, Or):
+        same_field = _literals_of_one_field(node)
+        if same_field is not None:  # `@evt.name:(a OR b OR c)`: one lookup in a set
+            return _text_in(*same_field)
         parts = [_compile(part) for part in node.parts]
         return lambda event: any(part(event) for part in parts)
     if isinstance(node, Not):
@@ -56,8 +62,54 @@ def _compile_term(node: Term) -> Predicate:
         return lambda event: any(tag_matcher(t) for t in _tags(event))
     if node.value == "*" and not node.quoted:
         return lambda event: any(True for _ in values_at(event, path))
+    literal = _literal(node)
+    if literal is not None:
+        return _text_in(path, frozenset([literal]))
     matcher = _value_matcher(node.value, node.quoted)
     return lambda event: any(matcher(_as_text(value)) for value in values_at(event, path))
+
+
+def _literal(node: Node) -> str | None:
+    """The exact text a term on an attribute matches, if it has no wildcard (as _value_matcher reads it)."""
+    if not isinstance(node, Term) or node.field is None or _path(node) is None:
+        return None
+    if node.quoted or not re.search(r"(?<!\\)[*?]", node.value):
+        return unescape(node.value)
+    return None
+
+
+def _literals_of_one_field(node: Or) -> tuple[list[str], frozenset[str]] | None:
+    """(path, texts) when every part is an exact term on the same attribute, else None."""
+    texts, paths = [], set()
+    for part in node.parts:
+        literal = _literal(part)
+        if literal is None:
+            return None
+        texts.append(literal)
+        paths.add(tuple(_path(part) or ()))  # type: ignore[arg-type]
+    if len(paths) != 1:
+        return None
+    return list(paths.pop()), frozenset(texts)
+
+
+def _text_in(path: list[str], texts: frozenset[str]) -> Predicate:
+    """Whether any value at `path`, as text, is one of `texts`: what `any(matcher(_as_text(value)) for
+    value in values_at(event, path))` says, without building the list in the usual case."""
+    def matches(event: Event) -> bool:
+        node: Any = event
+        for key in path:
+            if type(node) is not dict:
+                break
+            node = node.get(key)
+            if node is None:
+                return False
+        else:
+            if type(node) is str:
+                return node in texts
+            if type(node) is not list:
+                return _as_text(node) in texts
+        return any(_as_text(value) in texts for value in values_at(event, path))
+    return matches
 
 
 def _path(node: Term | Range) -> list[str] | None:
