@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ccl.detection.query import QueryError, parse, required_event_names
-from ccl.detection.query.match import compile_query
+from ccl.detection.query.match import _as_text, _value_matcher, compile_query, values_at
 
 EVENT = {
     "evt": {"name": "org_sso_toggled", "outcome": "success"},
@@ -128,3 +128,32 @@ def test_event_names_a_query_requires_are_known_for_dispatch():
     assert required_event_names(parse("@evt.name:(a OR b) @x:1")) == {"a", "b"}
     assert required_event_names(parse("@evt.name:a_*")) is None
     assert required_event_names(parse("@evt.name:a OR @x:1")) is None
+
+
+# Exact terms (and ORs of exact terms on one field) compare by set lookup; wildcards go through the
+# general matcher. Both must say the same of every value shape an event can hold at a path.
+SHAPES = [
+    {"a": {"b": "x"}}, {"a": {"b": "X"}}, {"a": {"b": 1}}, {"a": {"b": 1.0}}, {"a": {"b": 1.5}},
+    {"a": {"b": True}}, {"a": {"b": False}}, {"a": {"b": None}}, {"a": {"b": ["y", None, "x"]}},
+    {"a": {"b": []}}, {"a": {"b": {"c": "x"}}}, {"a": [{"b": "x"}, {"b": "z"}]}, {"a": [{"c": "x"}]},
+    {"a": None}, {"a": "x"}, {"a": {}}, {}, {"a": {"b": "x*"}}, {"a": {"b": "1"}}, {"a": {"b": "true"}},
+]
+
+
+def _general(field: str, patterns: list[tuple[str, bool]]):
+    """The general formulation: any value at the path, as text, matched by any pattern."""
+    path = field.split(".")
+    matchers = [_value_matcher(pattern, quoted) for pattern, quoted in patterns]
+    return lambda event: any(m(_as_text(value)) for value in values_at(event, path) for m in matchers)
+
+
+@pytest.mark.parametrize("query, field, patterns", [
+    ("@a.b:x", "a.b", [("x", False)]), ("@a.b:1", "a.b", [("1", False)]), ("@a.b:true", "a.b", [("true", False)]),
+    ('@a.b:"x*"', "a.b", [("x*", True)]), ("@a.b:x\\*", "a.b", [("x\\*", False)]),
+    ("@a.b:(x OR 1 OR true)", "a.b", [("x", False), ("1", False), ("true", False)]),
+    ("@a.b:(z OR y)", "a.b", [("z", False), ("y", False)]),
+])
+def test_exact_terms_agree_with_the_general_matcher(query, field, patterns):
+    fast, general = compile_query(query), _general(field, patterns)
+    assert [(event, fast(event)) for event in SHAPES] == [(event, general(event)) for event in SHAPES]
+    assert any(fast(event) for event in SHAPES) and not all(fast(event) for event in SHAPES)
