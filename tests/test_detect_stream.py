@@ -101,7 +101,11 @@ def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path
     pages = simulator_history(tmp_path / "pages.ndjson", page=200)  # ties in time now come in another order
     catch_up = detect("--events", str(pages), "--sort-buffer", "500", "--jobs", "2", *geoip)
     assert catch_up.stdout == detect("--whole-input", "--events", str(pages), *geoip).stdout
-    assert "runs on disk" in catch_up.stderr.decode()
+    assert "in time order within 500 events (--sort-buffer): detected while reading" in catch_up.stderr.decode()
+    # Pages of 200 (about 110 events a rule can match) in a window of 50: out of order beyond the
+    # window, so sorted on disk instead.
+    beyond = detect("--events", str(pages), "--sort-buffer", "50", "--jobs", "2", *geoip)
+    assert beyond.stdout == catch_up.stdout and "runs on disk" in beyond.stderr.decode()
 
     normalized = tmp_path / "normalized.ndjson"
     normalized.write_bytes(subprocess.run([*CCL, "normalize", str(raw), *geoip], cwd=ROOT, capture_output=True,
@@ -145,7 +149,8 @@ def test_unreadable_inputs_give_one_clear_error(tmp_path):
 # -- bounded memory -------------------------------------------------------------------------------
 
 def normalized_history(path: Path, count: int) -> Path:
-    """`count` normalized events of the simulator's mix over 30 days in pages of 1,000 (built from a sample)."""
+    """`count` normalized events of the simulator's mix over 30 days in pages of 1,000 (built from a
+    sample), the pages in no order (several collectors' files concatenated): only sorting puts them right."""
     from ccl.simulator.generator import ActivityFactory
     from ccl.simulator.population import Population
 
@@ -157,6 +162,7 @@ def normalized_history(path: Path, count: int) -> Path:
                  for event in sample]  # keys sorted, as Vector writes JSON
     start, step = 1_767_225_600.0, 30 * 86400 / count  # 2026-01-01, 30 days
     pages = [range(first, min(first + 1000, count))[::-1] for first in range(0, count, 1000)]
+    rng.shuffle(pages)
     with path.open("wb") as out:
         for index in itertools.chain(*pages):  # as a collector catching up writes: pages newest first inside
             line = templates[index % len(templates)].replace(b"@ID@", b"activity_rss%09d" % index)

@@ -6,7 +6,8 @@
       -> Preparer: parse, normalize if raw (parsed user agents remembered), time, match, keep the
          attributes the matching rules read
       -> ExternalSorter: (time, input position) order; runs spill to temporary files past the buffer
-         and, while the events arrive in that order anyway, InOrderFeed runs the engine alongside
+         and, while the events arrive in that order anyway (give or take the sort buffer: pages
+         newest first inside, oldest page first), InOrderFeed runs the engine alongside
       -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
          window can reach, and signals that can no longer change are written out in the order raised.
 
@@ -73,7 +74,7 @@ class StreamReport:
     bad_lines: int = 0
     signals: int = 0
     runs_on_disk: int = 0  # when the events had to be sorted
-    in_order: str = ""  # "oldest first" or "newest first" when they did not
+    in_order: str = ""  # when they did not: "oldest first", "newest first" or "nearly" (within the buffer)
 
 
 def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSettings,
@@ -87,11 +88,11 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     progress = progress or Progress()
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
     totals = _backwards(sources)
-    feed = InOrderFeed(Engine(rules), settings.forget_every)
+    feed = InOrderFeed(Engine(rules), settings.forget_every, settings.sort_buffer)
     try:
         _read(sources, totals, rules, settings, sorter, feed, report, problem, progress)
         if feed.alive:
-            report.in_order = "newest first" if totals else "oldest first"
+            report.in_order = "nearly" if feed.reordered else "newest first" if totals else "oldest first"
             for signal in feed.finish():
                 _emit(signal, emit, report)
             return report

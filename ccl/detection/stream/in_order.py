@@ -1,15 +1,19 @@
-"""Detection while the input is still being read, for input that turns out to be in time order.
+"""Detection while the input is still being read, for input that turns out to be (nearly) in time order.
 
-A backfill writes newest first (read backwards, that is oldest first) and Vector's archive is in
-order: for such input, sorting is wasted work and the engine could run alongside the reading. The
-feed below does that on speculation: it feeds the engine as long as events arrive in (time, input
-position) order, and gives up for good at the first that does not, leaving the sorted path to do
-the work. Its signals wait in a temporary file until the input has ended in order, since an event
-read later could still have changed them.
+A backfill writes newest first (read backwards, that is oldest first), Vector's archive is in order,
+and a collector catching up writes pages that are newest first inside but oldest page first: out of
+order only within a page. For such input, sorting everything is wasted work and the engine could
+run alongside the reading. The feed below does that on speculation: it holds the latest `window`
+events in a heap and feeds the engine the earliest of them, in (time, input position) order, as
+long as no event arrives earlier than one already fed; at the first that does (the input is out of
+order by more than the window), it gives up for good and the sorted path does the work. Its signals
+wait in a temporary file until the input has ended, since an event read later could still have
+changed them.
 """
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import tempfile
 from collections.abc import Iterator
@@ -22,11 +26,14 @@ SignalJson = dict[str, Any]
 
 
 class InOrderFeed:
-    def __init__(self, engine: Engine, forget_every: int):
+    def __init__(self, engine: Engine, forget_every: int, window: int):
         self.engine: Engine | None = engine
         self.forget_every = forget_every
-        self.moment = float("-inf")
-        self.ties: list[tuple[int, bytes]] = []  # the events at `moment`, fed once a later time shows up
+        self.window = max(1, window)
+        self.pending: list[tuple[float, int, bytes]] = []  # a heap: the events read but not fed yet
+        self.last_fed = (float("-inf"), -1)
+        self.latest = float("-inf")
+        self.reordered = 0  # events that arrived after a later one: the input was not strictly in order
         self.fed = 0
         self.signals = 0
         self._spool = tempfile.TemporaryFile(prefix="ccl-detect-signals-")  # noqa: SIM115 (closed by give_up/finish)
@@ -38,23 +45,27 @@ class InOrderFeed:
     def add(self, moment: float, position: int, payload: bytes) -> None:
         if self.engine is None:
             return
-        if moment > self.moment:
-            self._feed_ties()
-            self.moment = moment
-        elif moment < self.moment:
+        if (moment, position) < self.last_fed:
             self.give_up()
             return
-        self.ties.append((position, payload))
+        if moment < self.latest:
+            self.reordered += 1
+        else:
+            self.latest = moment
+        heapq.heappush(self.pending, (moment, position, payload))
+        if len(self.pending) > self.window:
+            self._feed(*heapq.heappop(self.pending))
 
     def give_up(self) -> None:
-        """Out of order: drop the engine's state and the spooled signals."""
-        self.engine, self.ties = None, []
+        """Out of order beyond the window: drop the engine's state and the spooled signals."""
+        self.engine, self.pending = None, []
         self._spool.close()
 
     def finish(self) -> Iterator[SignalJson]:
         """Every signal, in the order they were raised; only once the whole input was fed in order."""
         assert self.engine is not None
-        self._feed_ties()
+        while self.pending:
+            self._feed(*heapq.heappop(self.pending))
         self._spool_all(self.engine.finish())
         self.engine = None
         self._spool.seek(0)
@@ -64,17 +75,16 @@ class InOrderFeed:
         finally:
             self._spool.close()
 
-    def _feed_ties(self) -> None:
+    def _feed(self, moment: float, position: int, payload: bytes) -> None:
         assert self.engine is not None
-        ties = sorted(self.ties) if len(self.ties) > 1 else self.ties  # read backwards, ties come last first
-        for _, payload in ties:
-            matches, event = deserialize(payload)
-            self.engine.feed_matched(self.moment, event, matches)
-            self.fed += 1
-            if self.fed % self.forget_every == 0:
-                self.engine.forget_before(self.moment)
-                self._spool_all(self.engine.take_finished())
-        self.ties = []
+        self.last_fed = (moment, position)
+        matches, event = deserialize(payload)
+        self.engine.feed_matched(moment, event, matches)
+        self.fed += 1
+        if self.fed % self.forget_every == 0:
+            # Every event earlier than `moment` has been fed: one still pending or read later is not earlier.
+            self.engine.forget_before(moment)
+            self._spool_all(self.engine.take_finished())
 
     def _spool_all(self, signals: list[Any]) -> None:
         for signal in signals:
