@@ -12,7 +12,7 @@ from ccl.content.catalog import activity_types
 from ccl.simulator.generator import ActivityFactory
 from ccl.simulator.population import Population
 from ccl.vector.normalize import Normalizer
-from ccl.vector.normalize_memo import RememberingNormalizer, _RememberingProgram, split_program
+from ccl.vector.normalize_memo import RememberingNormalizer, _RememberingProgram, split_program, without_ocsf
 from ccl.vector.vrl import VrlProgram
 
 USER_AGENTS = [
@@ -38,7 +38,7 @@ def same(production: Normalizer, remembering: RememberingNormalizer, activity: d
 
 def test_the_production_text_has_the_shape_relied_on(both):
     # If normalize.vrl's user-agent block changes shape, detect falls back to the slow path: say so here.
-    assert isinstance(both[1]._normalize, _RememberingProgram)
+    assert isinstance(both[1]._normalize, _RememberingProgram) and both[1]._normalize.lean is not None
 
 
 def test_every_activity_type_normalizes_as_the_production_program_does(both):
@@ -49,7 +49,22 @@ def test_every_activity_type_normalizes_as_the_production_program_does(both):
         if isinstance(activity.get("actor"), dict):
             activity["actor"]["user_agent"] = USER_AGENTS[index % len(USER_AGENTS)]
         same(*both, activity)
+        without = both[1].normalize_without_ocsf(activity)
+        expected = {key: value for key, value in both[0].normalize(activity).items() if key != "ocsf"}
+        assert "ocsf" not in without and without == expected
     assert both[1]._normalize.remembered  # the remembered path did run
+
+
+@pytest.mark.parametrize("tail", [
+    ".usr.extra = 1", "del(.usr)", ".ocsf.x, err = to_int(.a)", 'if true { .evt.name = "x" }', '."ocsf".x = 1',
+    ".ocsfx = 1", "abort", ". = {}", "x = compact(.)", ".ocsf |= {}\n.evt |= {}",
+])
+def test_the_ocsf_part_is_left_out_only_where_it_writes_under_ocsf_alone(tail):
+    source = Normalizer()._normalize.source
+    assert without_ocsf(source) is not None
+    assert without_ocsf(source + "\n" + tail + "\n") is None
+    assert without_ocsf(source + "\nx, err = to_int(.a)\nresource = {}\nresource.uid = x\n.ocsf.y = resource\n")
+    assert without_ocsf(source.replace("# ccl-detect:", "# ccl-detect (moved):")) is None
 
 
 @pytest.mark.parametrize("actor", [

@@ -92,6 +92,11 @@ class Engine:
                 found.append((self._position[id(rule)], matched))
         return found
 
+    def candidates(self, name: Any) -> list[int]:
+        """Positions of the rules an event named `name` (an `evt.name`; anything else for none) can match."""
+        named = self._by_name.get(name, []) if isinstance(name, str) else []
+        return [self._position[id(rule)] for rule in (*named, *self._any_name)]
+
     def feed_matched(self, moment: float, event: dict[str, Any], matches: list[tuple[int, list[int]]]) -> None:
         for position, matched in matches:
             self._in_order[position].feed(moment, event, matched)

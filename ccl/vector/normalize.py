@@ -36,9 +36,13 @@ class Normalizer:
         self.failed = 0
 
     def normalize(self, activity: dict[str, Any]) -> dict[str, Any]:
+        return self._normalized(activity, self._normalize)
+
+    def _normalized(self, activity: dict[str, Any], program: Any) -> dict[str, Any]:
+        """`program` (normalize.vrl or a stand-in with the same `run`) and what follows it in Vector."""
         self.events += 1
         try:
-            event = self._normalize.run(activity)
+            event = program.run(activity)
         except VrlError as error:
             self.failed += 1
             event = {**activity, "ddsource": SOURCE, "service": SOURCE,

@@ -16,6 +16,11 @@ converts every value in and out, ~40 µs for an activity alone.
 The output is the production program's, event for event (tests/test_normalize_memo.py); where the
 text does not have the shape relied on here, or a derived program fails, the production program
 runs unchanged.
+
+A third program, also cut from the production text, leaves out its last part, the OCSF mapping
+(marked in normalize.vrl; about a third of the program's cost), for events that no rule reading
+`@ocsf` can match: `normalize_without_ocsf` writes what `normalize` writes, but for the `ocsf` key.
+It is cut only where that part writes under `.ocsf` and nothing else, and cannot abort.
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ WHOLE_EVENT = re.compile(r'(?<![\w"\')\]])\.(?![A-Za-z_"\d])')
 HTTP_PATH = re.compile(r'(?<![\w"\')\]])\.(http\b|"")')
 ALLOWED_PATHS = (".http.useragent_details", ".http.useragent")
 MAX_REMEMBERED = 10_000
+# The line after which normalize.vrl writes under .ocsf only, and the key it writes.
+OCSF_MARKER = "# ccl-detect: the rest writes under .ocsf only"
+OCSF_KEY = "ocsf"
+# An assignment: `=` or `|=`, not part of `==`, `!=`, `<=`, `>=`.
+ASSIGNMENT = re.compile(r"(?<![=!<>|])\|?=(?!=)")
+# Variables of the program's own, or fields of them (`resource.uid`): not the event.
+LOCAL_TARGETS = re.compile(r"[A-Za-z_]\w*(?:\.\w+|\[\d+\])*(?:\s*,\s*[A-Za-z_]\w*(?:\.\w+|\[\d+\])*)*")
+OCSF_TARGET = re.compile(r"\.ocsf(?![\w\"])")
+DELETION = re.compile(r"\bdel\(([^)]*)\)")
 
 
 def split_program(source: str) -> tuple[str, str] | None:
@@ -63,6 +77,27 @@ def split_program(source: str) -> tuple[str, str] | None:
     if HTTP_PATH.search(after) or WHOLE_EVENT.search(after):
         return None  # something later could read the details or change the user agent
     return source[start:closing + 1], source[:start] + source[closing + 1:]
+
+
+def without_ocsf(source: str) -> str | None:
+    """The program without its part after OCSF_MARKER, or None unless that part only writes under
+    `.ocsf` (its own variables aside), never aborts, and runs for every event (top level)."""
+    start = source.find(OCSF_MARKER)
+    if start < 0 or source.find(OCSF_MARKER, start + 1) >= 0:
+        return None
+    before, tail = _code_only(source[:start]), _code_only(source[start:])
+    if before.count("{") != before.count("}") or WHOLE_EVENT.search(tail) or re.search(r"\babort\b", tail):
+        return None
+    for assignment in ASSIGNMENT.finditer(tail):
+        statement_start = max(tail.rfind(mark, 0, assignment.start()) for mark in "{};\n") + 1
+        targets = tail[statement_start:assignment.start()].strip()
+        if not (LOCAL_TARGETS.fullmatch(targets) or (OCSF_TARGET.match(targets) and "," not in targets)):
+            return None
+    for deletion in DELETION.finditer(tail):
+        target = deletion.group(1).strip()
+        if not (LOCAL_TARGETS.fullmatch(target) or OCSF_TARGET.match(target)):
+            return None
+    return source[:start]
 
 
 def _matching_brace(source: str, opening: int) -> int | None:
@@ -123,14 +158,15 @@ def _code_only(text: str) -> str:
 class _RememberingProgram:
     """Stands in for the normalize.vrl program: same `run`, same results."""
 
-    def __init__(self, production: VrlProgram, block: VrlProgram, rest: VrlProgram):
-        self.production, self.block, self.rest = production, block, rest
+    def __init__(self, production: VrlProgram, block: VrlProgram, rest: VrlProgram, lean: VrlProgram | None):
+        self.production, self.block, self.rest, self.lean = production, block, rest, lean
         self.name, self.source = production.name, production.source
         self.remembered: dict[str, bytes | None] = {}  # user agent -> its details as JSON, None for none
 
-    def run(self, activity: dict[str, Any]) -> dict[str, Any]:
+    def run(self, activity: dict[str, Any], without_ocsf: bool = False) -> dict[str, Any]:
+        program = self.lean if without_ocsf and self.lean is not None else self.rest
         try:
-            event = self.rest.run(activity)
+            event = program.run(activity)
             http = event.get("http")
             useragent = http.get("useragent") if isinstance(http, dict) else None
             if isinstance(useragent, str) and useragent:
@@ -166,4 +202,22 @@ class RememberingNormalizer(Normalizer):
             rest = VrlProgram(parts[1], f"{self._normalize.name} (without its user-agent block)")
         except VrlError:
             return
-        self._normalize = _RememberingProgram(self._normalize, block, rest)  # type: ignore[assignment]
+        lean_source = without_ocsf(parts[1])
+        try:
+            lean = VrlProgram(lean_source, f"{self._normalize.name} (without OCSF)") if lean_source else None
+        except VrlError:
+            lean = None
+        self._normalize = _RememberingProgram(self._normalize, block, rest, lean)  # type: ignore[assignment]
+        self._without_ocsf = _WithoutOcsf(self._normalize)
+
+    def normalize_without_ocsf(self, activity: dict[str, Any]) -> dict[str, Any]:
+        """`normalize(activity)`, but for the `ocsf` key, which may be missing."""
+        return self._normalized(activity, getattr(self, "_without_ocsf", self._normalize))
+
+
+class _WithoutOcsf:
+    def __init__(self, program: _RememberingProgram):
+        self.program = program
+
+    def run(self, activity: dict[str, Any]) -> dict[str, Any]:
+        return self.program.run(activity, without_ocsf=True)

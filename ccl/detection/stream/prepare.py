@@ -25,8 +25,8 @@ from ccl.detection.engine import Engine
 from ccl.detection.query import RESERVED, And, Cidr, MatchAll, Node, Not, Or, Range, Term
 from ccl.detection.rules import Rule
 from ccl.detection.signals import event_time
-from ccl.vector.normalize import SOURCE, TOO_DEEP, Normalizer
-from ccl.vector.normalize_memo import RememberingNormalizer
+from ccl.vector.normalize import SOURCE, TOO_DEEP
+from ccl.vector.normalize_memo import OCSF_KEY, RememberingNormalizer
 
 # In a normalized event (keys sorted, as VRL writes them) `evt` starts with its name.
 EVENT_NAME = re.compile(rb'"evt":\s*\{\s*"name":\s*"([a-z0-9_]+)"')
@@ -132,9 +132,10 @@ class Preparer:
 
     def __init__(self, engine: Engine, geoip_db: Path | None):
         self.engine, self.geoip_db = engine, geoip_db
-        self._normalizer: Normalizer | None = None
+        self._normalizer: RememberingNormalizer | None = None
         self._keys_by_rule = [attributes_read(rule) for rule in engine.rules]
         self._keys: dict[tuple[int, ...], frozenset[str] | None] = {}
+        self._reads_ocsf: dict[str | None, bool] = {}  # per event name, whether a rule that can match it does
 
     def prepare(self, lines: list[tuple[int, bytes]]) -> list[Prepared | tuple[int, str] | None]:
         """Per line: (time, payload); (line number, problem) if unusable; None if no rule needs it."""
@@ -178,7 +179,7 @@ class Preparer:
         if not isinstance(event, dict):
             raise _Unusable(f"a JSON {type(event).__name__}, not an activity object")
         if not is_normalized(event):
-            event = self.normalizer.normalize(event)
+            event = self._normalize(event)
         moment = event_time(event)
         matches = self.engine.matches(event) if moment is not None else None
         if not matches:
@@ -189,6 +190,18 @@ class Preparer:
         # What only the stdlib parses (NaN, integers beyond 64 bits) would not survive orjson.
         return moment, serialize([matches, event]) if exact else pickle.dumps([matches, event], PICKLE_PROTOCOL)
 
+    def _normalize(self, activity: dict[str, Any]) -> dict[str, Any]:
+        """normalize.vrl's event; without `ocsf` where no rule that can match it reads `ocsf` (the
+        event's name is its raw `type`, as normalize.vrl sets `evt.name`)."""
+        kind = activity.get("type")
+        name = kind if isinstance(kind, str) and kind else None
+        reads_ocsf = self._reads_ocsf.get(name)
+        if reads_ocsf is None:
+            wanted = [self._keys_by_rule[position] for position in self.engine.candidates(name)]
+            reads_ocsf = self._reads_ocsf[name] = any(keys is None or OCSF_KEY in keys for keys in wanted)
+        normalizer = self.normalizer
+        return normalizer.normalize(activity) if reads_ocsf else normalizer.normalize_without_ocsf(activity)
+
     def _keys_for(self, positions: tuple[int, ...]) -> frozenset[str] | None:
         if positions not in self._keys:
             wanted = [self._keys_by_rule[position] for position in positions]
@@ -196,7 +209,7 @@ class Preparer:
         return self._keys[positions]
 
     @property
-    def normalizer(self) -> Normalizer:
+    def normalizer(self) -> RememberingNormalizer:
         if self._normalizer is None:
             self._normalizer = RememberingNormalizer(self.geoip_db)
         return self._normalizer
