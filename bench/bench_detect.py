@@ -4,10 +4,12 @@ Builds two files from a realistic sample of simulated activities (the simulator'
 with new ids and times over 30 days:
   raw.ndjson         raw activities, normalized by `ccl detect` on the way;
   normalized.ndjson  the same, normalized first (keys sorted, as Vector writes JSON);
-each in two orders: newest first (as a backfill writes: read from the end, no sort needed) and in
-pages of 1,000 newest first inside, oldest page first (as a collector catching up writes: sorted
-out of core). Then runs `ccl detect` on each, end to end (start-up, reading, parsing, normalizing,
-sorting): the streaming path (default options: every CPU, the default sort buffer), and the
+each in three orders: newest first (as a backfill writes: read from the end, no sort needed), in
+pages of 1,000 newest first inside, oldest page first (as a collector catching up writes: out of
+order within the sort buffer, detected while reading), and the same pages in no order (several
+files concatenated: sorted out of core). Then runs `ccl detect` on each, end to end (start-up,
+reading, parsing, normalizing, sorting): the streaming path (default options: every CPU, the
+default sort buffer), and the
 whole-input path as it was before streaming (`--whole-input`: everything in memory, sorted at the end).
 Prints events/s, CPU time per event and peak RSS (all processes of the run added up, RSS sampled
 every 100 ms), the streaming/whole-input ratios, and checks that both wrote the same signals. On a
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,20 +51,26 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 COLLECTOR_PAGE = 1000
 
 
-def write_inputs(work: Path, count: int) -> dict[str, Path]:
+def write_inputs(work: Path, count: int, kinds: list[str]) -> dict[str, Path]:
+    """The raw and/or normalized file (`kinds`), newest first."""
     rng = random.Random(3)
     factory = ActivityFactory(Population(rng), rng)
     raw_sample = [factory.make(factory.random_type(), "2026-01-01T00:00:00.000000Z") for _ in range(SAMPLE)]
     normalizer = Normalizer()
     normalized_sample = [normalizer.normalize(activity) for activity in raw_sample]
-    paths = {"raw": work / "raw.ndjson", "normalized": work / "normalized.ndjson"}
-    with paths["raw"].open("wb") as raw, paths["normalized"].open("wb") as normalized:
+    paths = {kind: work / f"{kind}.ndjson" for kind in kinds}
+    with ExitStack() as files:
+        outs = {kind: files.enter_context(path.open("wb")) for kind, path in paths.items()}
         for index in reversed(range(count)):  # newest first
             stamp = datetime.fromtimestamp(START + index * SPAN / count, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             ident = f"activity_bench{index:012d}"
-            raw.write(orjson.dumps({**raw_sample[index % SAMPLE], "id": ident, "created_at": stamp}) + b"\n")
-            normalized.write(orjson.dumps({**normalized_sample[index % SAMPLE], "id": ident, "created_at": stamp,
-                                           "timestamp": stamp}, option=orjson.OPT_SORT_KEYS) + b"\n")
+            if "raw" in outs:
+                outs["raw"].write(orjson.dumps({**raw_sample[index % SAMPLE], "id": ident, "created_at": stamp})
+                                  + b"\n")
+            if "normalized" in outs:
+                outs["normalized"].write(orjson.dumps({**normalized_sample[index % SAMPLE], "id": ident,
+                                                       "created_at": stamp, "timestamp": stamp},
+                                                      option=orjson.OPT_SORT_KEYS) + b"\n")
     return paths
 
 
@@ -76,18 +85,21 @@ def head(path: Path, lines: int) -> Path:
     return part
 
 
-def as_pages(path: Path, page: int = COLLECTOR_PAGE) -> Path:
-    """`path` (newest first) as a collector catching up writes it: pages newest first inside, oldest page first."""
+def as_pages(path: Path, page: int = COLLECTOR_PAGE, shuffled: bool = False) -> Path:
+    """`path` (newest first) as a collector catching up writes it: pages newest first inside, oldest page
+    first; or, `shuffled`, those pages in no order."""
     starts, position = [], 0
     with path.open("rb") as source:
         for number, line in enumerate(source):
             if number % page == 0:
                 starts.append(position)
             position += len(line)
-    bounds = list(zip(starts, [*starts[1:], position], strict=True))
-    paged = path.with_name(f"{path.stem}-pages{path.suffix}")
+    bounds = list(zip(starts, [*starts[1:], position], strict=True))[::-1]
+    if shuffled:
+        random.Random(5).shuffle(bounds)
+    paged = path.with_name(f"{path.stem}-pages{'-shuffled' if shuffled else ''}{path.suffix}")
     with path.open("rb") as source, paged.open("wb") as out:
-        for start, end in reversed(bounds):
+        for start, end in bounds:
             source.seek(start)
             out.write(source.read(end - start))
     return paged
@@ -150,7 +162,9 @@ def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path) 
     print(f"\n  {kind} input, {count:,} activities:", flush=True)
     runs = {"streaming, newest first (a backfill)": measure(["--events", str(path)], work / f"{kind}-newest.out"),
             f"streaming, pages of {COLLECTOR_PAGE:,} (a collector)":
-                measure(["--events", str(as_pages(path))], work / f"{kind}-pages.out")}
+                measure(["--events", str(as_pages(path))], work / f"{kind}-pages.out"),
+            "streaming, the pages in no order":
+                measure(["--events", str(as_pages(path, shuffled=True))], work / f"{kind}-shuffled.out")}
     baseline_path = path if baseline_count >= count else head(path, baseline_count)
     whole = measure(["--whole-input", "--events", str(baseline_path)], work / f"{kind}-whole.out")
     if baseline_count >= count:
@@ -187,13 +201,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         work = Path(temp)
         started = time.perf_counter()
-        paths = write_inputs(work, count)
-        print(f"  wrote {count:,} raw and {count:,} normalized activities in {time.perf_counter() - started:.0f} s "
-              f"({paths['raw'].stat().st_size / 2**20:,.0f} MB and "
-              f"{paths['normalized'].stat().st_size / 2**20:,.0f} MB)", flush=True)
-        for kind in ("raw", "normalized"):
-            if options.only in (None, kind):
-                compare(kind, paths[kind], count, baseline_count, work)
+        kinds = [kind for kind in ("raw", "normalized") if options.only in (None, kind)]
+        paths = write_inputs(work, count, kinds)
+        sizes = " and ".join(f"{paths[kind].stat().st_size / 2**20:,.0f} MB {kind}" for kind in kinds)
+        print(f"  wrote {count:,} activities in {time.perf_counter() - started:.0f} s ({sizes})", flush=True)
+        for kind in kinds:
+            compare(kind, paths[kind], count, baseline_count, work)
 
 
 if __name__ == "__main__":
