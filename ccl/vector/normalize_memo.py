@@ -194,6 +194,7 @@ class RememberingNormalizer(Normalizer):
 
     def __init__(self, geoip_db: Path | None = None):
         super().__init__(geoip_db)
+        self._without_ocsf: Any = self._normalize  # unless the derived programs below can be made
         parts = split_program(self._normalize.source)
         if parts is None:
             return
@@ -212,7 +213,7 @@ class RememberingNormalizer(Normalizer):
 
     def normalize_without_ocsf(self, activity: dict[str, Any]) -> dict[str, Any]:
         """`normalize(activity)`, but for the `ocsf` key, which may be missing."""
-        return self._normalized(activity, getattr(self, "_without_ocsf", self._normalize))
+        return self._normalized(activity, self._without_ocsf)
 
 
 class _WithoutOcsf:
