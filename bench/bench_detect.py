@@ -19,6 +19,7 @@ The whole-input path holds every event in memory (~8 KB each): past --baseline-e
 1,000,000) it runs on the first part of the file only, and the ratio compares rates.
 
     python bench/bench_detect.py [--events 1000000] [--baseline-events 1000000] [--only raw|normalized]
+                                 [--orders newest,pages,shuffled]
 """
 
 from __future__ import annotations
@@ -158,13 +159,17 @@ def measure(arguments: list[str], out: Path) -> Run:
                text.strip().splitlines()[-1])
 
 
-def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path) -> None:
+ORDERS = {"newest": "streaming, newest first (a backfill)",
+          "pages": f"streaming, pages of {COLLECTOR_PAGE:,} (a collector)",
+          "shuffled": "streaming, the pages in no order"}
+
+
+def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path, orders: list[str]) -> None:
     print(f"\n  {kind} input, {count:,} activities:", flush=True)
-    runs = {"streaming, newest first (a backfill)": measure(["--events", str(path)], work / f"{kind}-newest.out"),
-            f"streaming, pages of {COLLECTOR_PAGE:,} (a collector)":
-                measure(["--events", str(as_pages(path))], work / f"{kind}-pages.out"),
-            "streaming, the pages in no order":
-                measure(["--events", str(as_pages(path, shuffled=True))], work / f"{kind}-shuffled.out")}
+    inputs = {"newest": lambda: path, "pages": lambda: as_pages(path),
+              "shuffled": lambda: as_pages(path, shuffled=True)}
+    runs = {ORDERS[order]: measure(["--events", str(inputs[order]())], work / f"{kind}-{order}.out")
+            for order in orders}
     baseline_path = path if baseline_count >= count else head(path, baseline_count)
     whole = measure(["--whole-input", "--events", str(baseline_path)], work / f"{kind}-whole.out")
     if baseline_count >= count:
@@ -195,8 +200,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--baseline-events", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["raw", "normalized"])
+    parser.add_argument("--orders", default=",".join(ORDERS),
+                        help=f"which input orders to run, of {', '.join(ORDERS)} (default: all)")
     options = parser.parse_args()
     count, baseline_count = options.events, min(options.events, options.baseline_events)
+    orders = [order.strip() for order in options.orders.split(",") if order.strip()]
+    if not orders or set(orders) - set(ORDERS):
+        parser.error(f"--orders takes some of {', '.join(ORDERS)}, comma-separated")
     print(f"\nccl detect, rules of detections/, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         work = Path(temp)
@@ -206,7 +216,7 @@ def main() -> None:
         sizes = " and ".join(f"{paths[kind].stat().st_size / 2**20:,.0f} MB {kind}" for kind in kinds)
         print(f"  wrote {count:,} activities in {time.perf_counter() - started:.0f} s ({sizes})", flush=True)
         for kind in kinds:
-            compare(kind, paths[kind], count, baseline_count, work)
+            compare(kind, paths[kind], count, baseline_count, work, orders)
 
 
 if __name__ == "__main__":

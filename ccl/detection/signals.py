@@ -91,16 +91,24 @@ class OpenSignals:
         self.rule, self.out = rule, out
         self.open: dict[Any, Signal] = {}
 
-    def raise_or_extend(self, key: Any, group: dict[str, Any], severity: str, now: float,
-                        events: Iterable[tuple[float, dict[str, Any]]]) -> None:
+    def extendable(self, key: Any, now: float) -> Signal | None:
+        """The group's open signal if an event at `now` would extend it (else one would be raised)."""
         signal = self.open.get(key)
         if signal is not None and now - signal.last_seen <= self.rule.keep_alive \
                 and now - signal.first_seen <= self.rule.max_signal_duration:
+            return signal
+        return None
+
+    def raise_or_extend(self, key: Any, group: dict[str, Any], severity: str, now: float,
+                        events: Iterable[tuple[float, dict[str, Any]]]) -> Signal:
+        """Extend the group's signal with `events` (ids it holds already are skipped), or raise one."""
+        signal = self.extendable(key, now)
+        if signal is not None:
             if SEVERITIES.index(severity) > SEVERITIES.index(signal.severity):
                 signal.severity = severity
         else:
-            if signal is not None:
-                _close(signal)
+            if key in self.open:
+                _close(self.open[key])
             signal = Signal(self.rule.id, severity, group, now, now)
             self.open[key] = signal
             self.out.append(signal)
@@ -112,6 +120,7 @@ class OpenSignals:
                 signal.activity_ids.append(activity_id)
                 signal.first_seen = min(signal.first_seen, moment)
         signal.last_seen = max(signal.last_seen, now)
+        return signal
 
     def close_unreachable(self, moment: float) -> None:
         """Close the open signals that no event at `moment` or later can extend."""

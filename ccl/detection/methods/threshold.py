@@ -17,8 +17,12 @@ class ThresholdDetector:
         self.signals = OpenSignals(rule, out)
         self.queries = rule.queries  # names are unique (validate), so a query's position stands for it
         self.group_by = rule.queries[0].group_by
-        # Per group, per query position: the window's (time, event), oldest first.
-        self.windows: dict[Any, list[deque[tuple[float, dict[str, Any]]]]] = {}
+        # Per group, per query position: the window's (time, event, sequence number), oldest first.
+        self.windows: dict[Any, list[deque[tuple[float, dict[str, Any], int]]]] = {}
+        self.sequence = 0  # numbers what enters a window, so that a window's newer part is its end
+        # Per group, the signal its windows were last handed to and the last number handed: an
+        # extended signal is handed only what entered since, not every event of the window again.
+        self.handed: dict[Any, tuple[Signal, int]] = {}
         # Per group and query, how many events in the window carry each distinct value, so that a
         # cardinality is kept up to date instead of recounted for every event. Datadog's cardinality
         # counts exactly one field (distinctFields holds one entry); an event without it adds no
@@ -40,7 +44,8 @@ class ThresholdDetector:
             distinct = self.distinct[key]
         distinct_field = self._distinct_field
         for index in matched:
-            windows[index].append((moment, event))
+            self.sequence += 1
+            windows[index].append((moment, event, self.sequence))
             if distinct_field[index] is not None:
                 value = field_value(event, distinct_field[index])
                 if value is not None:
@@ -58,14 +63,19 @@ class ThresholdDetector:
         if case is None:
             return
         group = dict(zip(self.group_by, key, strict=True))
-        in_window = [item for window in windows for item in window]
-        self.signals.raise_or_extend(key, group, case.severity, moment, in_window)
+        handed = self.handed.get(key)
+        if handed is not None and handed[0] is self.signals.extendable(key, moment):
+            in_window = _entered_since(windows, handed[1])
+        else:
+            in_window = [(when, item) for window in windows for when, item, _ in window]
+        signal = self.signals.raise_or_extend(key, group, case.severity, moment, in_window)
+        self.handed[key] = (signal, self.sequence)
 
     @staticmethod
-    def _expire(window: deque[tuple[float, dict[str, Any]]], horizon: float, distinct_field: str | None,
+    def _expire(window: deque[tuple[float, dict[str, Any], int]], horizon: float, distinct_field: str | None,
                 counts: dict[Any, int]) -> None:
         while window and window[0][0] < horizon:
-            _, old = window.popleft()
+            _, old, _ = window.popleft()
             if distinct_field is not None:
                 value = field_value(old, distinct_field)
                 if value is not None:
@@ -74,9 +84,10 @@ class ThresholdDetector:
                         del counts[value]
 
     @staticmethod
-    def _aggregate(query: Any, window: deque[tuple[float, dict[str, Any]]]) -> float:
+    def _aggregate(query: Any, window: deque[tuple[float, dict[str, Any], int]]) -> float:
         if query.aggregation in ("sum", "max"):
-            numbers = [float(v) for _, e in window if isinstance(v := field_value(e, query.metric or ""), int | float)]
+            numbers = [float(v) for _, e, _ in window
+                       if isinstance(v := field_value(e, query.metric or ""), int | float)]
             if not numbers:
                 return 0.0
             return float(sum(numbers) if query.aggregation == "sum" else max(numbers))
@@ -89,6 +100,21 @@ class ThresholdDetector:
                     if all(not window or window[-1][0] < horizon for window in windows)]:
             del self.windows[key]
             self.distinct.pop(key, None)
+            self.handed.pop(key, None)
+
+
+def _entered_since(windows: list[deque[tuple[float, dict[str, Any], int]]],
+                   since: int) -> list[tuple[float, dict[str, Any]]]:
+    """What entered the windows after number `since`, window by window, oldest first: each window's end."""
+    entered: list[tuple[float, dict[str, Any]]] = []
+    for window in windows:
+        newer = []
+        for when, item, number in reversed(window):
+            if number <= since:
+                break
+            newer.append((when, item))
+        entered.extend(reversed(newer))
+    return entered
 
 
 def first_case(cases: list[RuleCase], values: dict[str, float]) -> RuleCase | None:
