@@ -76,7 +76,7 @@ def keep(text: str, data: dict[str, Any]) -> None:
         partial = directory / f".{entry.name}.{os.getpid()}"
         partial.write_text(json.dumps({"data": data}), encoding="utf-8")
         partial.replace(entry)
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, TypeError, RuntimeError):
         return
 
 
