@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(PY) -m ccl.demo
 
+# pytest on every core (up to 4): the tests share no port (servers bind port 0) and no file outside their
+# tmp_path but the per-user caches, which are written atomically; loadfile keeps a module's fixtures on one worker.
 test: $(STAMP)
 	$(PY) -m ccl validate
 	$(PY) -m ccl test --coverage > .ccl-test-report.txt || (cat .ccl-test-report.txt; exit 1)
 	@grep -E "tests:|have a rule" .ccl-test-report.txt
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/bench_collector.py

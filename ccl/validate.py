@@ -106,34 +106,34 @@ def _duration(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...]
 
 def _check_query(asset: Asset, problems: list[Problem], keys: tuple[str | int, ...], text: str,
                  check_fields: bool = True, scoped: bool = True) -> None:
-    where = asset.line(*keys)
     label = ".".join(map(str, keys))
+
+    def problem(message: str) -> Problem:  # the line only when there is a problem: finding it may parse the file
+        return Problem(asset.path, asset.line(*keys), f"{label}: {message}")
+
     if scoped and "source:" in text.replace("@source:", ""):
-        problems.append(Problem(asset.path, where, f"{label}: leave out `source:...`; render scopes every query "
-                                                   "to the right source"))
+        problems.append(problem("leave out `source:...`; render scopes every query to the right source"))
     if len(text) > MAX_QUERY_LENGTH:
-        problems.append(Problem(asset.path, where, f"{label}: {len(text):,} characters; ccl accepts queries of at "
-                                                   f"most {MAX_QUERY_LENGTH:,}, split it into several"))
+        problems.append(problem(f"{len(text):,} characters; ccl accepts queries of at most {MAX_QUERY_LENGTH:,}, "
+                                "split it into several"))
         return
     try:
         node = parse(text)
     except QueryError as error:
-        problems.append(Problem(asset.path, where, f"{label}: the query does not parse: {error}"))
+        problems.append(problem(f"the query does not parse: {error}"))
         return
     for name, is_pattern in event_names(node):
         if is_pattern:
             matches = wildcard_matcher(name)
             if not any(matches(known) for known in activity_types()):
-                problems.append(Problem(asset.path, where, f"{label}: @evt.name:{name} matches none of the 514 "
-                                                           "documented activity types"))
+                problems.append(problem(f"@evt.name:{name} matches none of the 514 documented activity types"))
         elif name not in activity_types():
-            problems.append(Problem(asset.path, where, f"{label}: {name!r} is not a documented activity type"
-                                                       f"{_suggest(name)}"))
+            problems.append(problem(f"{name!r} is not a documented activity type{_suggest(name)}"))
     if check_fields:
         for path in sorted(attribute_fields(node)):
             if not is_known(path):
-                problems.append(Problem(asset.path, where, f"{label}: @{path} is neither a normalized attribute "
-                                                           "nor a field of any activity type; check the spelling"))
+                problems.append(problem(f"@{path} is neither a normalized attribute nor a field of any activity "
+                                        "type; check the spelling"))
 
 
 def _suggest(name: str) -> str:
@@ -246,13 +246,14 @@ def _check_travel_baseline(asset: Asset) -> list[Problem]:
     travel = asset.data.get("impossible_travel") or {}
     if "baseline_duration" not in travel:
         return problems
-    where = asset.line("impossible_travel", "baseline_duration")
     seconds = _duration(asset, problems, ("impossible_travel", "baseline_duration"), travel["baseline_duration"])
     if seconds is not None and not (86400 <= seconds <= 30 * 86400 and seconds % 86400 == 0):
-        problems.append(Problem(asset.path, where, "impossible_travel.baseline_duration: whole days from 1d to 30d"))
+        problems.append(Problem(asset.path, asset.line("impossible_travel", "baseline_duration"),
+                                "impossible_travel.baseline_duration: whole days from 1d to 30d"))
     if not travel.get("baseline_user_locations"):
-        problems.append(Problem(asset.path, where, "impossible_travel.baseline_duration: only with "
-                                                   "baseline_user_locations: true; set it, or remove the duration"))
+        problems.append(Problem(asset.path, asset.line("impossible_travel", "baseline_duration"),
+                                "impossible_travel.baseline_duration: only with baseline_user_locations: true; set "
+                                "it, or remove the duration"))
     return problems
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ccl.simulator import FaultPlan, Simulator
+from tests.replay_match import parsed_body, parsed_query
 
 # Built from pieces so that no file holds something shaped like a real key; the value is
 # distinctive so that the secret-scanning tests can look for it anywhere.
@@ -112,6 +113,8 @@ def pytest_recording_configure(config, vcr):
         assert strip(first) == strip(second)
 
     vcr.register_matcher("query_without_time", query_without_time)
+    vcr.register_matcher("parsed_query", parsed_query)
+    vcr.register_matcher("parsed_body", parsed_body)
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,20 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
+import vcr.matchers
 from click.testing import CliRunner
+from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.request import Request
+from vcr.serialize import deserialize
+from vcr.serializers import yamlserializer
 
 from ccl.cli import cli
 from ccl.datadog.client import SITES, ConfigError, api_url
 from ccl.datadog.fake import FakeDatadog
 from tests.conftest import ROOT
+from tests.replay_match import parsed_body, parsed_query
 
 API_KEY = "ccltestapikey" + "0" * 19
 APP_KEY = "ccltestappkey" + "0" * 27
@@ -37,7 +44,8 @@ SSO_DISABLED = next(line.split('"')[1] for line in (ROOT / "detections" / "sso-d
 def vcr_config():
     return {
         "filter_headers": [("DD-API-KEY", "REDACTED"), ("DD-APPLICATION-KEY", "REDACTED")],
-        "match_on": ["method", "path", "query", "body"],
+        # vcrpy's query and body matchers, each request parsed once (tests/replay_match.py says why).
+        "match_on": ["method", "path", "parsed_query", "parsed_body"],
         "decode_compressed_response": True,
     }
 
@@ -198,6 +206,53 @@ def test_remote_rule_tests_agree_with_the_offline_matcher(org):
                      "detections/sso-brute-force-then-success.yaml")
     assert result.exit_code == 0, result.output
     assert "query verdicts checked against Datadog's rule test endpoint: 0 disagree" in result.output
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("test_a_removed_file_is_deleted_only_with_prune.yaml")
+def test_a_replay_fails_on_a_request_whose_query_or_body_the_cassette_does_not_hold(vcr):
+    created = next(request for request in vcr.requests if request.method == "POST")
+    recorded = json.loads(created.body)
+    with httpx.Client(headers={"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY}) as client:
+        with pytest.raises(CannotOverwriteExistingCassetteException) as edited:
+            client.post(created.uri, json={**recorded, "name": f"{recorded['name']} (edited)"})
+        assert edited.value.reason == "no_match"
+        # The closest recorded requests (the three monitors created) differ only by their body.
+        failed = [failed for _, _, failed in edited.value.similar_requests]
+        assert len(failed) == 3 and all([name for name, _ in matchers] == ["parsed_body"] for matchers in failed)
+        assert ("parsed_body", "the JSON bodies differ at name") in [matchers[0] for matchers in failed]
+        with pytest.raises(CannotOverwriteExistingCassetteException, match="parsed_query"):
+            client.post(f"{created.uri}?dry_run=true", json=recorded)
+        # The same JSON value with its keys in another order is the same body, as for vcrpy's `body`.
+        answer = client.post(created.uri, json=dict(reversed(recorded.items())))
+    assert answer.status_code == 200 and answer.json()["name"] == recorded["name"]
+
+
+def verdicts(matcher, requests: list[Request]) -> list[tuple[int, int, bool]]:
+    """Whether `matcher` accepts each pair of requests to the same method and path (where it decides)."""
+    pairs = [(i, j) for i, first in enumerate(requests) for j, second in enumerate(requests)
+             if (first.method, first.path) == (second.method, second.path)]
+    return [(i, j, vcr.matchers.requests_match(requests[i], requests[j], [matcher])) for i, j in pairs]
+
+
+def test_the_replay_matchers_agree_with_vcrpys_on_recorded_requests_and_edited_copies():
+    # GETs with and without a query, a DELETE, and creates whose bodies are monitors.
+    requests, _ = deserialize((CASSETTES / "test_a_removed_file_is_deleted_only_with_prune.yaml").read_text(),
+                              yamlserializer)
+    edited = []
+    for request in requests:
+        if request.method in ("POST", "PUT"):
+            body = json.loads(request.body)
+            for changed in ({**body, "name": "x"}, dict(reversed(body.items())), [body]):
+                edited.append(Request(request.method, request.uri, json.dumps(changed), dict(request.headers)))
+            edited.append(Request(request.method, request.uri, json.dumps(body), {}))  # not sent as JSON
+        edited.append(Request(request.method, f"{request.uri}&page=2" if "?" in request.uri else f"{request.uri}?x=1",
+                              request.body, dict(request.headers)))
+    everything = requests + edited
+    assert verdicts(parsed_query, everything) == verdicts(vcr.matchers.query, everything)
+    ours = verdicts(parsed_body, everything)
+    assert ours == verdicts(vcr.matchers.body, everything)
+    assert sum(same for i, j, same in ours if i != j) > len(everything)  # not only each request with itself
 
 
 def test_missing_keys_and_unknown_sites_are_refused_before_any_call(monkeypatch, tmp_path):

@@ -1,6 +1,8 @@
 """YAML assets, one object per file: pipelines/, dashboards/, detections/ (rules), monitors/.
 
-Loaded with ruamel.yaml so that every problem can name the file and line it comes from.
+Loaded with ruamel.yaml so that every problem can name the file and line it comes from. What a
+text loaded to is kept per user (asset_cache.py); an asset from there parses its text again only
+when asked for a line, which happens only to report a problem.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from ccl.content import asset_cache
 from ccl.content.bounded_yaml import YamlLimitError, bounded_yaml
 
 KIND_DIRS = {"pipeline": "pipelines", "dashboard": "dashboards", "rule": "detections", "monitor": "monitors"}
@@ -35,6 +38,8 @@ class Asset:
     path: Path
     data: dict[str, Any]
     _tree: Any = field(repr=False, default=None)
+    # The text the data came from, when it came from the cache: parsed again only to find a line.
+    _text: str | None = field(repr=False, default=None)
 
     @property
     def id(self) -> str:
@@ -42,6 +47,8 @@ class Asset:
 
     def line(self, *keys: str | int) -> int:
         """1-based line of the value at `keys` (or of the nearest parent that exists)."""
+        if self._tree is None and self._text is not None:
+            self._tree = bounded_yaml("rt").load(self._text)
         node, line = self._tree, 1
         for key in keys:
             if isinstance(node, CommentedMap) and key in node:
@@ -85,13 +92,17 @@ def _kind_of(path: Path) -> str | None:
 
 
 def load(kind: str, path: Path) -> Asset | Problem:
-    yaml = bounded_yaml("rt")
     try:
-        tree = yaml.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         return Problem(path, 0, f"cannot read: {error.strerror}")
     except UnicodeDecodeError:
         return Problem(path, 0, "not UTF-8 text")
+    cached = asset_cache.cached_data(text)
+    if cached is not None:
+        return Asset(kind, path, cached, _text=text)
+    try:
+        tree = bounded_yaml("rt").load(text)
     except YamlLimitError as error:
         return Problem(path, error.line, error.message)
     except MarkedYAMLError as error:
@@ -103,7 +114,9 @@ def load(kind: str, path: Path) -> Asset | Problem:
     if not isinstance(tree, CommentedMap):
         return Problem(path, 1, f"a {kind} file holds one mapping (key: value lines), not "
                                 f"{type(tree).__name__ if tree is not None else 'nothing'}")
-    return Asset(kind, path, plain(tree), tree)
+    asset = Asset(kind, path, plain(tree), tree)
+    asset_cache.keep(text, asset.data)
+    return asset
 
 
 def plain(value: Any) -> Any:

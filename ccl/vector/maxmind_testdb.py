@@ -57,7 +57,8 @@ def city_test_database(directory: Path | None = None) -> Path:
             data = member.read()
     if hashlib.md5(data).hexdigest() != MD5:
         raise TestDatabaseError(f"{FILE_NAME} from {SDIST} does not match MaxMind's published file")
-    partial = target.with_suffix(".partial")
+    # One partial file per process: two processes fetching at once (pytest -n) never rename the other's half.
+    partial = target.with_name(f".{FILE_NAME}.{os.getpid()}.partial")
     partial.write_bytes(data)
     partial.replace(target)
     return target
