@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ccl.detection.query.match import values_at
+from ccl.detection.query.match import THROUGH_ARRAYS, plain_value_at, values_at
 from ccl.detection.rules import SEVERITIES, Rule
 
 
@@ -68,16 +68,9 @@ def field_value(event: dict[str, Any], attribute: str) -> Any:
     path = _PATHS.get(attribute)
     if path is None:
         path = _PATHS[attribute] = attribute.removeprefix("@").split(".")
-    node: Any = event
-    for key in path:  # the usual case, nested objects down to one value, without values_at's list
-        if type(node) is not dict:
-            break
-        node = node.get(key)
-        if node is None:
-            return None
-    else:
-        if type(node) is not list:
-            return node
+    node = plain_value_at(event, path)
+    if node is not THROUGH_ARRAYS:
+        return node
     values = values_at(event, path)
     if not values:
         return None

@@ -96,20 +96,30 @@ def _text_in(path: list[str], texts: frozenset[str]) -> Predicate:
     """Whether any value at `path`, as text, is one of `texts`: what `any(matcher(_as_text(value)) for
     value in values_at(event, path))` says, without building the list in the usual case."""
     def matches(event: Event) -> bool:
-        node: Any = event
-        for key in path:
-            if type(node) is not dict:
-                break
-            node = node.get(key)
-            if node is None:
-                return False
-        else:
-            if type(node) is str:
-                return node in texts
-            if type(node) is not list:
-                return _as_text(node) in texts
-        return any(_as_text(value) in texts for value in values_at(event, path))
+        node = plain_value_at(event, path)
+        if node is None:
+            return False
+        if node is THROUGH_ARRAYS:
+            return any(_as_text(value) in texts for value in values_at(event, path))
+        return node in texts if type(node) is str else _as_text(node) in texts
     return matches
+
+
+THROUGH_ARRAYS = object()
+
+
+def plain_value_at(event: Any, path: list[str]) -> Any:
+    """The usual case of values_at without its list: the one value nested objects lead to at `path`;
+    None if it is missing or null; THROUGH_ARRAYS if an array is on the way or at the end (then
+    values_at must say)."""
+    node = event
+    for key in path:
+        if type(node) is not dict:
+            return THROUGH_ARRAYS
+        node = node.get(key)
+        if node is None:
+            return None
+    return THROUGH_ARRAYS if type(node) is list else node
 
 
 def _path(node: Term | Range) -> list[str] | None:
