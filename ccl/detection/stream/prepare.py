@@ -197,6 +197,8 @@ class Preparer:
         name = kind if isinstance(kind, str) and kind else None
         reads_ocsf = self._reads_ocsf.get(name)
         if reads_ocsf is None:
+            if len(self._reads_ocsf) >= 10_000:  # a hostile input's made-up types must not grow it forever
+                self._reads_ocsf.clear()
             wanted = [self._keys_by_rule[position] for position in self.engine.candidates(name)]
             reads_ocsf = self._reads_ocsf[name] = any(keys is None or OCSF_KEY in keys for keys in wanted)
         normalizer = self.normalizer
