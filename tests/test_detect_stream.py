@@ -120,8 +120,13 @@ def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path
     assert "in time order within 500 events (--sort-buffer): detected while reading" in catch_up.stderr.decode()
     # Pages of 200 (about 110 events a rule can match) in a window of 50: out of order beyond the
     # window, so sorted on disk instead.
+    # A file is then read again, to sort; stdin, read once, was sorted on the side from the start.
     beyond = detect("--events", str(pages), "--sort-buffer", "50", "--jobs", "2", *geoip)
-    assert beyond.stdout == catch_up.stdout and "runs on disk" in beyond.stderr.decode()
+    assert beyond.stdout == catch_up.stdout
+    assert "runs on disk, read twice (out of time order by more than --sort-buffer after" in beyond.stderr.decode()
+    piped = detect("--events", "-", "--sort-buffer", "50", "--jobs", "2", *geoip, stdin=pages.read_bytes())
+    assert piped.stdout == catch_up.stdout
+    assert "runs on disk" in piped.stderr.decode() and "read twice" not in piped.stderr.decode()
 
     normalized = tmp_path / "normalized.ndjson"
     normalized.write_bytes(subprocess.run([*CCL, "normalize", str(raw), *geoip], cwd=ROOT, capture_output=True,
@@ -147,6 +152,27 @@ def test_compressed_files_and_a_directory_read_as_one_input(tmp_path, geoip_db):
     assert detect("--events", str(first), "--events", str(rest), "--geoip-db", str(geoip_db)).stdout == expected
     piped = gzip.compress(raw.read_bytes())
     assert detect("--events", "-", "--geoip-db", str(geoip_db), stdin=piped).stdout == expected
+
+
+def test_a_file_read_twice_reports_its_bad_lines_once(tmp_path):
+    """Out of order beyond the sort buffer only after its bad lines: the second reading must not repeat them."""
+    raw = simulator_history(tmp_path / "raw.ndjson", hours=1, seed=9)
+    oldest_first = raw.read_bytes().splitlines(keepends=True)[::-1]
+    half = len(oldest_first) // 2
+    lines = [oldest_first[0], b"{not json\n", oldest_first[1], b"[1, 2]\n", *oldest_first[2:half],
+             *oldest_first[half:][::-1]]  # halfway, newest first
+    mixed = tmp_path / "mixed.ndjson"
+    mixed.write_bytes(b"".join(lines))
+    done = subprocess.run([*CCL, "detect", "--events", str(mixed), "--sort-buffer", "20", "--jobs", "2"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("mixed.ndjson:2: not JSON") == 1
+    assert done.stderr.count("mixed.ndjson:4: a JSON list, not an activity object") == 1
+    assert "read twice" in done.stderr and "Traceback" not in done.stderr
+    clean = tmp_path / "clean.ndjson"
+    clean.write_bytes(b"".join(line for line in lines if line.startswith(b"{\"")))
+    assert done.stdout.encode() == detect("--whole-input", "--events", str(clean)).stdout
+    assert f"{len(lines) - 2:,} events" in done.stderr
 
 
 def test_unreadable_inputs_give_one_clear_error(tmp_path):

@@ -50,6 +50,9 @@ def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, who
         order = f"; already in time order ({report.in_order}): detected while reading, nothing sorted"
     elif report.runs_on_disk:
         order = f"; sorted in {report.runs_on_disk:,} runs on disk"
+    if report.read_again_after:
+        order += (f"{order and ','} read twice (out of time order by more than --sort-buffer after "
+                  f"{report.read_again_after:,} lines)")
     print(f"{report.events:,} events ({report.skipped:,} no rule can match), {len(rules)} rules, "
           f"{report.signals} signals{order}", file=sys.stderr)
     return 2 if report.bad_lines else 0

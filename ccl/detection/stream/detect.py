@@ -5,9 +5,11 @@
       -> LineFilter: lines no rule can match are dropped unparsed (raw ones by `type`)
       -> Preparer: parse, normalize if raw (parsed user agents remembered), time, match, keep the
          attributes the matching rules read
-      -> ExternalSorter: (time, input position) order; runs spill to temporary files past the buffer
-         and, while the events arrive in that order anyway (give or take the sort buffer: pages
-         newest first inside, oldest page first), InOrderFeed runs the engine alongside
+      -> InOrderFeed: while the events arrive in (time, input position) order anyway (give or take
+         the sort buffer: pages newest first inside, oldest page first), the engine runs alongside
+         the reading. When they stop doing so, files are read again into the ExternalSorter (runs
+         spill to temporary files past the buffer); stdin and pipes, which cannot be read again,
+         go to the sorter from the start, on the side.
       -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
          window can reach, and signals that can no longer change are written out in the order raised.
 
@@ -74,6 +76,7 @@ class StreamReport:
     bad_lines: int = 0
     signals: int = 0
     runs_on_disk: int = 0  # when the events had to be sorted
+    read_again_after: int = 0  # events read before files turned out to be out of order (then read again)
     in_order: str = ""  # when they did not: "oldest first", "newest first" or "nearly" (within the buffer)
 
 
@@ -89,13 +92,24 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
     totals = _backwards(sources)
     feed = InOrderFeed(Engine(rules), settings.forget_every, settings.sort_buffer)
+    # Sorting on the side while speculating costs a copy of the prepared input on disk (gigabytes for
+    # millions of events) that in-order input never needs; files can be read again instead.
+    rereadable = all(source.path is not None and source.path.is_file() for source in sources)
     try:
-        _read(sources, totals, rules, settings, sorter, feed, report, problem, progress)
+        _read(sources, totals, rules, settings, None if rereadable else sorter, feed, report, problem, progress)
         if feed.alive:
             report.in_order = "nearly" if feed.reordered else "newest first" if totals else "oldest first"
             for signal in feed.finish():
                 _emit(signal, emit, report)
             return report
+        if rereadable:
+            report.read_again_after = report.events + report.bad_lines
+            already_reported = report.bad_lines
+            report.events = report.skipped = report.bad_lines = 0
+            progress.show(f"out of time order by more than {settings.sort_buffer:,} events (--sort-buffer): "
+                          "reading again, to sort")
+            _read(sources, totals, rules, settings, sorter, None, report,
+                  _skipping(already_reported, problem), progress)
         report.runs_on_disk = sorter.runs_written
         engine = Engine(rules)
         for fed, (moment, _, payload) in enumerate(sorter.sorted_items(), start=1):
@@ -115,6 +129,19 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
             feed.give_up()
         sorter.close()
         progress.clear()
+    return report
+
+
+def _skipping(count: int, problem: Callable[[str], None]) -> Callable[[str], None]:
+    """`problem`, silent for the first `count` messages: those the first reading already gave."""
+    remaining = count
+
+    def report(message: str) -> None:
+        nonlocal remaining
+        if remaining:
+            remaining -= 1
+        else:
+            problem(message)
     return report
 
 
@@ -147,8 +174,9 @@ def _rough_time(line: bytes | None) -> float | None:
 
 
 def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], settings: StreamSettings,
-          sorter: ExternalSorter, feed: InOrderFeed, report: StreamReport, problem: Callable[[str], None],
-          progress: Progress) -> None:
+          sorter: ExternalSorter | None, feed: InOrderFeed | None, report: StreamReport,
+          problem: Callable[[str], None], progress: Progress) -> None:
+    """Every event into `sorter` and/or `feed`; without a sorter, the reading stops where the feed gives up."""
     global _preparer, _line_filter
     matcher = Engine(rules)
     in_flight: deque[tuple[str, int]] = deque()  # per block: its source, the position of that source's line 0
@@ -158,7 +186,8 @@ def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], se
         _preparer, _line_filter = Preparer(matcher, settings.geoip_db), LineFilter(matcher.event_names())
         if any(line.strip() and not NORMALIZED.search(line) for line in first[1].split(b"\n")):
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
-        add_to_sorter, add_to_feed = sorter.add, feed.add
+        add_to_sorter = sorter.add if sorter is not None else None
+        add_to_feed = feed.add if feed is not None else None
         with closing(ordered_map(_prepare, itertools.chain([first], blocks), settings.jobs)) as prepared:
             for events, skipped, results in prepared:
                 name, offset = in_flight.popleft()
@@ -170,11 +199,16 @@ def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], se
                         problem(f"{name}:{result[0]}: {result[1]}; line skipped")
                         continue
                     number, moment, payload = result
-                    add_to_sorter(moment, offset + number, payload)
-                    add_to_feed(moment, offset + number, payload)
+                    if add_to_sorter is not None:
+                        add_to_sorter(moment, offset + number, payload)
+                    if add_to_feed is not None:
+                        add_to_feed(moment, offset + number, payload)
+                alive = feed is not None and feed.alive
+                if sorter is None and not alive:
+                    break  # out of order: the caller reads the files again
                 if progress.due():
                     progress.show(f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s), "
-                                  f"{feed.signals if feed.alive else 0:,} signals so far")
+                                  f"{feed.signals if alive else 0:,} signals so far")  # type: ignore[union-attr]
         _preparer = _line_filter = None
     report.events -= report.bad_lines
 
