@@ -184,8 +184,9 @@ def render(paths: tuple[Path, ...], out: Path) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
               help="processes that parse and normalize (default: the number of CPUs)")
 @click.option("--sort-buffer", type=click.IntRange(min=1), default=DEFAULT_SORT_BUFFER, show_default=True,
-              metavar="EVENTS", help="events sorted in memory; beyond, sorted runs go to temporary files "
-                                     "($TMPDIR) and are merged (about 1 KB of memory per event)")
+              metavar="EVENTS", help="how far out of time order input may be and still be detected while "
+                                     "read; events sorted in memory when it is not (beyond, sorted runs go to "
+                                     "temporary files in $TMPDIR and are merged); about 1 KB of memory per event")
 @click.option("--whole-input", is_flag=True, hidden=True,
               help="the path before streaming: every event in memory (for benchmarks and equivalence tests)")
 def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs: int | None, sort_buffer: int,
@@ -198,8 +199,10 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
       ccl detect --events /var/lib/vector/claude-compliance-logs/archive/ --events backfill.ndjson.gz
 
     Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Input may be in
-    any order (events are sorted by time, out of core past --sort-buffer) and of any size: memory
-    stays bounded. Lines no rule can match are skipped before they are parsed or normalized.
+    any order and of any size: memory stays bounded. In time order (oldest or newest first, or
+    within --sort-buffer events, as a collector's pages) it goes through the rules while read;
+    otherwise files are read a second time and sorted by time, out of core past --sort-buffer.
+    Lines no rule can match are skipped before they are parsed or normalized.
     Run from the repository root (rules from detections/) or give --rules.
     """
     from ccl.commands.detect import run_detect
