@@ -23,7 +23,7 @@ from typing import Any
 from collector.errors import EXIT_USAGE, CollectorError
 from collector.redact import Redactor
 from collector.settings import KEY_ENV
-from collector.timeparse import format_rfc3339
+from collector.timeparse import format_ago, format_duration, format_rfc3339
 
 DEFAULT_MAX_LAG = 600.0
 EXIT_HEALTHY = 0
@@ -66,19 +66,19 @@ def judge(report: dict[str, Any], max_lag: float = DEFAULT_MAX_LAG, allow_not_ru
                               "pass --allow-not-running for a collector run with --once on a schedule", lag)
     error_at = error.get("at")
     if isinstance(error_at, int | float) and (lag is None or error_at >= success):
-        return Verdict(False, f"the last error ({_ago(now - error_at)}) is newer than the last success "
-                              f"({_ago(lag) if lag is not None else 'none yet'}): [{error.get('cause')}] "
+        return Verdict(False, f"the last error ({format_ago(now - error_at)}) is newer than the last success "
+                              f"({format_ago(lag) if lag is not None else 'none yet'}): [{error.get('cause')}] "
                               f"{_one_line(str(error.get('message')), 300)}", lag)
     if lag is None:
         first = (f"; the first run is reading back to {report.get('first_run_since')}"
                  if report.get("first_run_in_progress") else "")
         return Verdict(False, f"no cycle has completed yet{first}", None)
     if lag > max_lag:
-        return Verdict(False, f"the collector last caught up with the feed {_ago(lag)}, more than --max-lag "
-                              f"{_duration(max_lag)}: it is stuck (API unreachable, disk full, reader not reading) "
-                              "or far behind", lag)
+        return Verdict(False, f"the collector last caught up with the feed {format_ago(lag)}, more than --max-lag "
+                              f"{format_duration(max_lag)}: it is stuck (API unreachable, disk full, reader not "
+                              "reading) or far behind", lag)
     running = f"running (pid {pid})" if pid and pid > 0 else ("running" if pid else "not running")
-    return Verdict(True, f"{running}, caught up with the feed {_ago(lag)}, no error since", lag)
+    return Verdict(True, f"{running}, caught up with the feed {format_ago(lag)}, no error since", lag)
 
 
 def rfc3339(epoch: Any) -> Any:
@@ -138,14 +138,5 @@ def _one_line(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _ago(seconds: float) -> str:
-    return f"{_duration(seconds)} ago"
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds}s"
-    if seconds < 5400:
-        return f"{seconds // 60}m {seconds % 60}s" if seconds % 60 else f"{seconds // 60}m"
-    return f"{seconds // 3600}h {seconds % 3600 // 60}m"

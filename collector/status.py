@@ -22,7 +22,7 @@ from collector.errors import CollectorError, StateError
 from collector.lock import holder_pid
 from collector.redact import Redactor
 from collector.state import LOCK_FILE, StateDir
-from collector.timeparse import parse_created_at
+from collector.timeparse import format_ago, format_duration, parse_created_at
 
 COUNTERS = ("emitted", "pages", "requests", "late_found", "cycles")
 CYCLE_FIELDS = ("emitted", "pages", "requests", "late_found", "lag_seconds")
@@ -169,7 +169,7 @@ def render_text(report: dict[str, Any], now: float | None = None) -> str:
     else:
         if report.get("newest_activity_at"):
             lines.append(f"Newest activity:  {report['newest_activity_at']} "
-                         f"({_ago(report.get('cursor_age_seconds'))})")
+                         f"({format_ago(report.get('cursor_age_seconds'))})")
         else:
             lines.append("Newest activity:  none read yet")
         if report.get("first_run_in_progress"):
@@ -193,7 +193,7 @@ def render_text(report: dict[str, Any], now: float | None = None) -> str:
         )
     cycle = report.get("last_cycle")
     if cycle and cycle.get("lag_seconds") is not None:
-        lines.append(f"Lag at last poll: {_duration(cycle['lag_seconds'])}")
+        lines.append(f"Lag at last poll: {format_duration(cycle['lag_seconds'])}")
     backfill = report.get("backfill")
     if isinstance(backfill, dict):
         state = "complete" if backfill.get("done") else "unfinished (run the same command to resume)"
@@ -210,21 +210,8 @@ def _when(epoch: Any, now: float) -> str:
     if not isinstance(epoch, int | float):
         return "never"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-    return f"{stamp} ({_ago(now - epoch)})"
+    return f"{stamp} ({format_ago(now - epoch)})"
 
 
-def _ago(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "unknown"
-    return f"{_duration(seconds)} ago"
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds}s"
-    if seconds < 5400:
-        return f"{seconds // 60}m {seconds % 60}s"
-    if seconds < 172800:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"

@@ -1,4 +1,5 @@
-"""Durations (`15m`, `2h`, `1h30m`) and RFC 3339 instants, as the command line accepts them."""
+"""Durations (`15m`, `2h`, `1h30m`) and RFC 3339 instants, as the command line accepts them; durations as
+the collector's messages write them."""
 
 from __future__ import annotations
 
@@ -94,3 +95,22 @@ def parse_created_at(text: str) -> float | None:
         return value.timestamp()
     except (OverflowError, ValueError):
         return None
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people, to the precision that matters at its size: `45s`, `2m 5s`, `15m`, `3h 20m`, `4d 2h`."""
+    whole = max(0, int(seconds))
+    if whole < 90:
+        return f"{whole}s"
+    if whole < 5400:
+        return f"{whole // 60}m {whole % 60}s" if whole % 60 else f"{whole // 60}m"
+    if whole < 172800:
+        return f"{whole // 3600}h {whole % 3600 // 60}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+
+
+def format_ago(seconds: object) -> str:
+    """`3m 5s ago`; `unknown` when the age is not a number (a state file written by an older collector)."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "unknown"
+    return f"{format_duration(seconds)} ago"

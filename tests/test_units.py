@@ -14,7 +14,7 @@ from collector.budget import RequestBudget
 from collector.errors import StateError
 from collector.log import JsonLog
 from collector.state import FeedState, StateDir
-from collector.timeparse import TimeFormatError, parse_duration, parse_instant
+from collector.timeparse import TimeFormatError, format_ago, format_duration, parse_duration, parse_instant
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -28,6 +28,19 @@ def test_durations(text, seconds):
 def test_unreadable_durations_say_what_is_accepted(text):
     with pytest.raises(TimeFormatError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (-3, "0s"), (45.9, "45s"), (89, "89s"), (125, "2m 5s"), (900, "15m"), (5399, "89m 59s"), (12000, "3h 20m"),
+    (172799, "47h 59m"), (352800, "4d 2h"),
+])
+def test_durations_in_messages_keep_the_precision_that_matters(seconds, text):
+    assert format_duration(seconds) == text
+    assert format_ago(seconds) == f"{text} ago"
+
+
+def test_an_age_that_is_no_number_is_unknown():  # a status file written by an older collector, or damaged
+    assert format_ago(None) == format_ago("12") == format_ago(True) == "unknown"
 
 
 def test_instants_accept_rfc3339_and_durations_ago_but_not_naive_times():
