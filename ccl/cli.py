@@ -201,7 +201,8 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
     Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Input may be in
     any order and of any size: memory stays bounded. In time order (oldest or newest first, or
     within --sort-buffer events, as a collector's pages) it goes through the rules while read;
-    otherwise files are read a second time and sorted by time, out of core past --sort-buffer.
+    otherwise it is sorted by time, out of core past --sort-buffer (a file whose order breaks
+    late is read a second time).
     Lines no rule can match are skipped before they are parsed or normalized.
     Run from the repository root (rules from detections/) or give --rules.
     """

@@ -7,9 +7,10 @@
          attributes the matching rules read
       -> InOrderFeed: while the events arrive in (time, input position) order anyway (give or take
          the sort buffer: pages newest first inside, oldest page first), the engine runs alongside
-         the reading. When they stop doing so, files are read again into the ExternalSorter (runs
-         spill to temporary files past the buffer); stdin and pipes, which cannot be read again,
-         go to the sorter from the start, on the side.
+         the reading. Until that order has held for a sort buffer's worth of events, they also go
+         to the ExternalSorter (runs spill to temporary files past the buffer), which sorts them if
+         it breaks; stdin and pipes, which cannot be read twice, go to it to the end. Files whose
+         order breaks later than that are read again from the start, into the sorter only.
       -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
          window can reach, and signals that can no longer change are written out in the order raised.
 
@@ -100,18 +101,22 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     totals = _backwards(sources)
     feed = InOrderFeed(Engine(rules), settings.forget_every, settings.sort_buffer)
     # Sorting on the side while speculating costs a copy of the prepared input on disk (gigabytes for
-    # millions of events) that in-order input never needs; files can be read again instead.
+    # millions of events) that in-order input never needs: files, which can be read again, stop it
+    # once the order has held for a while (most disorder shows within the first sort buffer).
     rereadable = all(source.path is not None and source.path.is_file() for source in sources)
     collecting = gc.isenabled()
     gc.disable()  # the processes forked for the reading inherit it
     try:
-        _read(sources, totals, rules, settings, None if rereadable else sorter, feed, report, problem, progress)
+        sorted_aside = _read(sources, totals, rules, settings, sorter, feed, report, problem, progress,
+                             stop_sorting_when_in_order=rereadable)
         if feed.alive:
             report.in_order = "nearly" if feed.reordered else "newest first" if totals else "oldest first"
             for signal in feed.finish():
                 _emit(signal, emit, report)
             return report
-        if rereadable:
+        if not sorted_aside:
+            sorter.close()
+            sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
             report.read_again_after = report.events + report.bad_lines
             already_reported = report.bad_lines
             report.events = report.skipped = report.bad_lines = 0
@@ -187,9 +192,11 @@ def _rough_time(line: bytes | None) -> float | None:
 
 
 def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], settings: StreamSettings,
-          sorter: ExternalSorter | None, feed: InOrderFeed | None, report: StreamReport,
-          problem: Callable[[str], None], progress: Progress) -> None:
-    """Every event into `sorter` and/or `feed`; without a sorter, the reading stops where the feed gives up."""
+          sorter: ExternalSorter, feed: InOrderFeed | None, report: StreamReport, problem: Callable[[str], None],
+          progress: Progress, stop_sorting_when_in_order: bool = False) -> bool:
+    """Every event into `sorter` and, while it takes them in order, `feed`. With `stop_sorting_when_in_order`
+    the sorter is dropped once the feed has held a sort buffer's worth in order, and the reading stops
+    where the feed gives up after that. Whether the sorter holds every event."""
     global _preparer, _line_filter
     matcher = Engine(rules)
     in_flight: deque[tuple[str, int]] = deque()  # per block: its source, the position of that source's line 0
@@ -200,7 +207,7 @@ def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], se
         if any(line.strip() and not NORMALIZED.search(line) for line in first[1].split(b"\n")):
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
         next_collection = report.events + COLLECT_EVERY
-        add_to_sorter = sorter.add if sorter is not None else None
+        add_to_sorter: Callable[[float, int, bytes], None] | None = sorter.add
         add_to_feed = feed.add if feed is not None else None
         with closing(ordered_map(_prepare, itertools.chain([first], blocks), settings.jobs)) as prepared:
             for events, skipped, results in prepared:
@@ -221,13 +228,18 @@ def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], se
                     gc.collect()
                     next_collection += COLLECT_EVERY
                 alive = feed is not None and feed.alive
-                if sorter is None and not alive:
-                    break  # out of order: the caller reads the files again
+                if add_to_sorter is not None and stop_sorting_when_in_order and alive \
+                        and feed.fed >= feed.window:  # type: ignore[union-attr]
+                    sorter.close()
+                    add_to_sorter = None
+                if add_to_sorter is None and not alive:
+                    break  # out of order after all: the caller reads the files again
                 if progress.due():
                     progress.show(f"{report.events:,} events read ({progress.rate(report.events):,.0f}/s), "
                                   f"{feed.signals if alive else 0:,} signals so far")  # type: ignore[union-attr]
         _preparer = _line_filter = None
     report.events -= report.bad_lines
+    return add_to_sorter is not None
 
 
 def _blocks(sources: list[Source], totals: list[int] | None,
