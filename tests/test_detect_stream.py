@@ -175,6 +175,16 @@ def test_a_file_read_twice_reports_its_bad_lines_once(tmp_path):
     assert f"{len(lines) - 2:,} events" in done.stderr
 
 
+def test_empty_inputs_give_no_signal_and_say_so(tmp_path):
+    empty, blank = tmp_path / "empty.ndjson", tmp_path / "blank.ndjson.gz"
+    empty.write_bytes(b"")
+    blank.write_bytes(gzip.compress(b"\n\n"))
+    for arguments, stdin in ((["--events", str(empty)], None), (["--events", str(blank)], None),
+                             (["--events", str(empty), "--events", str(blank)], None), (["--events", "-"], b"")):
+        done = detect(*arguments, stdin=stdin)
+        assert done.stdout == b"" and done.stderr.decode().startswith("0 events (0 no rule can match)"), arguments
+
+
 def test_unreadable_inputs_give_one_clear_error(tmp_path):
     truncated = tmp_path / "cut.ndjson.gz"
     truncated.write_bytes(gzip.compress(b'{"type": "org_sso_toggled"}\n' * 5000)[:-20])

@@ -202,12 +202,12 @@ def _read(sources: list[Source], totals: list[int] | None, rules: list[Rule], se
     in_flight: deque[tuple[str, int]] = deque()  # per block: its source, the position of that source's line 0
     blocks = _blocks(sources, totals, in_flight)
     first = next(blocks, None)
+    add_to_sorter: Callable[[float, int, bytes], None] | None = sorter.add
     if first is not None:
         _preparer, _line_filter = Preparer(matcher, settings.geoip_db), LineFilter(matcher.event_names())
         if any(line.strip() and not NORMALIZED.search(line) for line in first[1].split(b"\n")):
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
         next_collection = report.events + COLLECT_EVERY
-        add_to_sorter: Callable[[float, int, bytes], None] | None = sorter.add
         add_to_feed = feed.add if feed is not None else None
         with closing(ordered_map(_prepare, itertools.chain([first], blocks), settings.jobs)) as prepared:
             for events, skipped, results in prepared:
