@@ -44,7 +44,9 @@ def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, who
         print("\ninterrupted; the signals written so far are final, the others were not written", file=sys.stderr)
         return 130
     order = ""
-    if report.in_order == "nearly":
+    if not report.events:
+        pass  # nothing to say about the order of no events
+    elif report.in_order == "nearly":
         order = f"; in time order within {settings.sort_buffer:,} events (--sort-buffer): detected while reading"
     elif report.in_order:
         order = f"; already in time order ({report.in_order}): detected while reading, nothing sorted"
