@@ -197,7 +197,8 @@ def compare(kind: str, path: Path, count: int, baseline_count: int, work: Path, 
         + f"streaming and whole input alike on the first {baseline_count:,})"
     print(f"    signals: {'identical' + scope if same else 'DIFFERENT'}", flush=True)
     if not same:
-        sys.exit("the streaming path and the whole-input path disagree")
+        sys.exit("the streaming path and the whole-input path disagree" if same_orders
+                 else "the input orders gave different signals")
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, who
     elif report.runs_on_disk:
         order = f"; sorted in {report.runs_on_disk:,} runs on disk"
     if report.read_again_after:
-        order += (f"{order and ','} read twice (out of time order by more than --sort-buffer after "
+        order += (f"{',' if order else ';'} read twice (out of time order by more than --sort-buffer after "
                   f"{report.read_again_after:,} lines)")
     print(f"{report.events:,} events ({report.skipped:,} no rule can match), {len(rules)} rules, "
           f"{report.signals} signals{order}", file=sys.stderr)
