@@ -136,7 +136,3 @@ def run_status(state_dir: Path, as_json: bool, check: bool, max_lag: float, allo
 def _one_line(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-
-

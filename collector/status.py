@@ -211,7 +211,3 @@ def _when(epoch: Any, now: float) -> str:
         return "never"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     return f"{stamp} ({format_ago(now - epoch)})"
-
-
-
-
