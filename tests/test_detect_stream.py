@@ -120,9 +120,8 @@ def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path
     assert catch_up.stdout == detect("--whole-input", "--events", str(pages), *geoip).stdout
     assert "in time order within 500 events (--sort-buffer): detected while reading" in catch_up.stderr.decode()
     # Pages of 200 (about 110 events a rule can match) in a window of 50: out of order beyond the
-    # window, so sorted on disk instead.
-    # The order breaks within the first buffer: what was sorted on the side meanwhile is used, for a
-    # file as for stdin (test_a_file_read_twice... covers an order that breaks later).
+    # window within the first buffer, so sorted on disk from the copy made on the side meanwhile, for
+    # a file as for stdin (test_a_file_read_twice... covers an order that breaks later).
     for beyond in (detect("--events", str(pages), "--sort-buffer", "50", "--jobs", "2", *geoip),
                    detect("--events", "-", "--sort-buffer", "50", "--jobs", "2", *geoip, stdin=pages.read_bytes())):
         assert beyond.stdout == catch_up.stdout

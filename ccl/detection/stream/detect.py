@@ -114,8 +114,7 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
             for signal in feed.finish():
                 _emit(signal, emit, report)
             return report
-        if not sorted_aside:
-            sorter.close()
+        if not sorted_aside:  # (_read closed that sorter when it stopped filling it)
             sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
             report.read_again_after = report.events + report.bad_lines
             already_reported = report.bad_lines
