@@ -38,6 +38,11 @@ def write_ndjson(path: Path, events: list[dict]) -> Path:
     return path
 
 
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(lines))
+    return path
+
+
 def stream(paths: list[Path], rules, **settings) -> list[dict]:
     signals: list[dict] = []
     problems: list[str] = []
@@ -173,6 +178,42 @@ def test_a_file_read_twice_reports_its_bad_lines_once(tmp_path):
     clean.write_bytes(b"".join(line for line in lines if line.startswith(b"{\"")))
     assert done.stdout.encode() == detect("--whole-input", "--events", str(clean)).stdout
     assert f"{len(lines) - 2:,} events" in done.stderr
+
+
+@pytest.mark.parametrize("order", ["newest first", "oldest first"])
+def test_bad_lines_are_named_by_their_line_in_their_file_however_the_files_are_read(tmp_path, monkeypatch, order):
+    """Plain files are read by the processes in byte ranges (here of 2,000 bytes, many lines and parts
+    of lines each), backwards when newest first; a gzip file is read by the reading process. Each bad
+    line is named once, by its file and its line counted from 1 as an editor shows it."""
+    import ccl.detection.stream.detect as streaming
+
+    monkeypatch.setattr(streaming, "BLOCK_BYTES", 2000)
+    raw = simulator_history(tmp_path / "raw.ndjson", hours=1, seed=4).read_bytes().splitlines(keepends=True)
+    if order == "oldest first":
+        raw.reverse()
+    third = len(raw) // 3
+    parts = [raw[:third], raw[third:2 * third], raw[2 * third:]]
+    bad = {0: {2: b"{not json\n", 40: b"[1]\n"}, 1: {1: b"\n", 7: b"{\"a\": \n"}, 2: {300: b"17\n"}}
+    names = ["a.ndjson", "b.ndjson", "c.ndjson.gz" if order == "oldest first" else "c.ndjson"]
+    paths, clean, expected = [], [], []
+    for number, (name, lines) in enumerate(zip(names, parts, strict=True)):
+        for line_number in sorted(bad[number]):  # an editor's line numbers, from 1
+            lines.insert(line_number - 1, bad[number][line_number])
+            if bad[number][line_number].strip():
+                expected.append(f"{name}:{line_number}:")
+        content = b"".join(lines)
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+        clean.extend(line for line in lines if line not in bad[number].values())
+    rules = rules_of_the_repository()
+    signals: list[dict] = []
+    problems: list[str] = []
+    report = detect_stream(find_sources([str(path) for path in paths]), rules, StreamSettings(jobs=2),
+                           signals.append, problems.append)
+    assert sorted(problem.split(" ")[0].rsplit("/", 1)[-1] for problem in problems) == sorted(expected)
+    assert report.in_order == order
+    whole = detect("--whole-input", "--events", str(write_lines(tmp_path / "clean.ndjson", clean)))
+    assert signals == [json.loads(line) for line in whole.stdout.splitlines()] and signals
 
 
 def test_empty_inputs_give_no_signal_and_say_so(tmp_path):

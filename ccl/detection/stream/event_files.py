@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -138,23 +138,6 @@ def count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def read_lines_backwards(source: Source, total: int) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) from the last line to the first, numbered as `read_lines` does; `total` from count_lines."""
-    with _opened_from_the_end(source) as (file, end):
-        position, pending, number = end, b"", total
-        while position > 0:
-            size = min(READ_BUFFER, position)
-            position -= size
-            file.seek(position)
-            parts = (file.read(size) + pending).split(b"\n")
-            pending = parts[0]
-            for line in reversed(parts[1:]):
-                yield number, line
-                number -= 1
-        if end:
-            yield number, pending
-
-
 def read_lines(source: Source) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every line of the source; a corrupt compressed stream is an InputError."""
     stream = open_binary(source)
@@ -199,39 +182,56 @@ def read_blocks(source: Source, size: int = READ_BUFFER) -> Iterator[tuple[int, 
             stream.close()
 
 
-def read_blocks_backwards(source: Source, total: int, size: int = READ_BUFFER) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, whole lines) from the end of the file to its start, numbered as
-    `read_lines` does; the lines inside a block are in file order. `total` from count_lines."""
-    with _opened_from_the_end(source) as (file, end):
-        position, pending, last = end, b"", total
-        while position > 0:
-            step = min(size, position)
-            position -= step
-            file.seek(position)
-            chunk = file.read(step) + pending
-            cut = chunk.find(b"\n")
-            if cut < 0:
-                pending = chunk
-                continue
-            pending, block = chunk[:cut], chunk[cut + 1:]
-            lines = block.count(b"\n") + 1
-            yield last - lines + 1, block
-            last -= lines
-        if end:
-            yield last, pending
+def spans(path: Path, size: int) -> list[tuple[int, int]]:
+    """The byte ranges of about `size` bytes that cover a plain file, for `read_span` (each reading
+    process reads its own: the process that hands them out reads nothing)."""
+    try:
+        end = path.stat().st_size
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}") from None
+    return [(start, min(start + size, end)) for start in range(0, end, size)]
 
 
-@contextmanager
-def _opened_from_the_end(source: Source) -> Iterator[tuple[IO[bytes], int]]:
-    """A plain file opened for reading backwards, and where its last line ends (a final newline
-    ends the last line; it does not start another)."""
+def read_span(source: Source, start: int, end: int, limit: int) -> bytes | None:
+    """The lines of a plain file that start in bytes [start, end), whole (the last one is read on past
+    `end` up to its newline or `limit`, the file's size), joined as `read_blocks` joins them; None if no
+    line starts there. The spans of `spans` give each line once, as `read_lines` numbers them."""
     assert source.path is not None
     try:
-        file = source.path.open("rb")
+        with source.path.open("rb", buffering=0) as file:
+            descriptor = file.fileno()
+            begin = max(start - 1, 0)
+            data = os.pread(descriptor, end - begin, begin)
+            if start > 0:  # a line starts at `start` only if the byte before it ends one
+                cut = data.find(b"\n")
+                if cut < 0 or begin + cut + 1 >= end:
+                    return None
+                data = data[cut + 1:]
+            if data.endswith(b"\n"):
+                return data[:-1]
+            rest, position = [], end
+            while position < limit:
+                chunk = os.pread(descriptor, min(READ_BUFFER, limit - position), position)
+                if not chunk:
+                    break
+                cut = chunk.find(b"\n")
+                if cut >= 0:
+                    rest.append(chunk[:cut])
+                    break
+                rest.append(chunk)
+                position += len(chunk)
     except OSError as error:
         raise InputError(f"{source.name}: {error.strerror}") from None
-    with file:
-        end = file.seek(0, 2)
-        if end and (file.seek(end - 1), file.read(1))[1] == b"\n":
-            end -= 1
-        yield file, end
+    return data + b"".join(rest) if rest else data
+
+
+def last_line(source: Source) -> bytes | None:
+    """The last line of a plain file that is not blank, None if there is none."""
+    assert source.path is not None
+    limit = source.path.stat().st_size
+    for start, end in reversed(spans(source.path, READ_BUFFER)):
+        block = read_span(source, start, end, limit)
+        for line in reversed(block.split(b"\n") if block is not None else []):
+            if line.strip():
+                return line
+    return None

@@ -40,8 +40,8 @@ PICKLE_PROTOCOL = 5
 PICKLED = 0x80  # first byte of a pickle (protocol 2 and later); orjson output starts with "[" or "{"
 
 Prepared = tuple[float, bytes]  # (event time, serialized event)
-# (non-blank lines, of which no rule can match, [(line number, time, payload) or (line number, problem)])
-BlockResult = tuple[int, int, list[tuple[Any, ...]]]
+# (lines, non-blank lines, of which no rule can match, [(line index, time, payload) or (line index, problem)])
+BlockResult = tuple[int, int, int, list[tuple[Any, ...]]]
 
 
 def is_normalized(event: dict[str, Any]) -> bool:
@@ -137,17 +137,16 @@ class Preparer:
         self._keys: dict[tuple[int, ...], frozenset[str] | None] = {}
         self._reads_ocsf: dict[str | None, bool] = {}  # per event name, whether a rule that can match it does
 
-    def prepare(self, lines: list[tuple[int, bytes]]) -> list[Prepared | tuple[int, str] | None]:
-        """Per line: (time, payload); (line number, problem) if unusable; None if no rule needs it."""
-        return [self.prepare_line(number, line) for number, line in lines]
-
-    def prepare_block(self, first: int, block: bytes, backwards: bool, line_filter: LineFilter) -> BlockResult:
-        """A block of whole lines (see event_files.read_blocks), in reading order (last line first when
-        `backwards`): its non-blank lines, of which no rule can match, and per line some rule may:
-        (number, time, payload) or (number, problem)."""
+    def prepare_block(self, block: bytes | None, backwards: bool, line_filter: LineFilter) -> BlockResult:
+        """A block of whole lines (see event_files.read_blocks; None for none), in reading order (last
+        line first when `backwards`): its lines, its non-blank lines, of which no rule can match, and
+        per line some rule may: (index, time, payload) or (index, problem), the index counting the
+        block's lines from its first in the file, from 0 (the caller knows where the block starts)."""
+        if block is None:
+            return 0, 0, 0, []
         lines = block.split(b"\n")
-        numbered = zip(range(first + len(lines) - 1, first - 1, -1), reversed(lines), strict=True) if backwards \
-            else enumerate(lines, start=first)
+        numbered = zip(range(len(lines) - 1, -1, -1), reversed(lines), strict=True) if backwards \
+            else enumerate(lines)
         events, skipped_before, found = 0, line_filter.skipped, []
         needed, prepare_line = line_filter.needed, self.prepare_line
         for number, line in numbered:
@@ -158,7 +157,7 @@ class Preparer:
                 result = prepare_line(number, line)
                 if result is not None:
                     found.append(result if type(result[1]) is str else (number, *result))
-        return events, line_filter.skipped - skipped_before, found
+        return len(lines), events, line_filter.skipped - skipped_before, found
 
     def prepare_line(self, number: int, line: bytes) -> Prepared | tuple[int, str] | None:
         try:
