@@ -276,3 +276,28 @@ def test_forgetting_keeps_state_bounded_and_changes_no_signal():
     # Without forgetting: 720 addresses, 720 creators, 30 people.
     assert largest["threshold"] <= 3 and largest["sequence"] <= 3 and largest["new_value"] <= 50
     assert largest["travel"] <= 2
+
+
+CONDITION_CASES = [  # (condition, values, holds) as Datadog reads them: && binds tighter than ||
+    ("a > 2 || b > 2 && c > 2", {"a": 3}, True),
+    ("a > 2 || b > 2 && c > 2", {"b": 3}, False),
+    ("(a > 2 || b > 2) && c > 2", {"a": 3}, False),
+    ("(a > 2 || b > 2) && c > 2", {"b": 3, "c": 3}, True),
+    ("a >= 2.5 && a <= 2.5 && a == 2.5 && a != 3", {"a": 2.5}, True),
+    ("a < 1", {}, True),  # a query with no value counts 0
+    ("a == 0 && b != 0", {"b": 0.5}, True),
+    ("1 < a", {"a": 2}, True),
+    ("a > b", {"a": 2, "b": 2}, False),
+    ("((a > 1)) || ((b > 1) && (c > 1 || d > 1))", {"b": 2, "d": 2}, True),
+    (" || ".join(["a > 1"] * 150)[:999].rsplit(" ||", 1)[0], {"a": 2}, True),  # long chains compile
+    ("(" * 32 + "a > 1" + ")" * 32, {"a": 0}, False),
+]
+
+
+def test_case_conditions_evaluate_as_written():
+    from ccl.detection.conditions import compile_condition
+
+    for text, values, expected in CONDITION_CASES:
+        holds, names = compile_condition(text, {"a", "b", "c", "d"})
+        assert holds({name: float(value) for name, value in values.items()}) is expected, text
+        assert names <= {"a", "b", "c", "d"}

@@ -52,23 +52,23 @@ def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bo
         index += 1
         return tokens[index - 1]
 
-    def parse_or():
-        left = parse_and()
+    # Each part becomes Python source, and the whole one function: evaluated for every event a
+    # threshold rule counts, a tree of closures cost a call per operator and per comparison.
+    def parse_or() -> str:
+        parts = [parse_and()]
         while peek() == ("op", "||"):
             take()
-            right = parse_and()
-            left = (lambda a, b: lambda v: a(v) or b(v))(left, right)
-        return left
+            parts.append(parse_and())
+        return f"({' or '.join(parts)})"  # flat: long chains must not nest beyond what Python compiles
 
-    def parse_and():
-        left = parse_comparison()
+    def parse_and() -> str:
+        parts = [parse_comparison()]
         while peek() == ("op", "&&"):
             take()
-            right = parse_comparison()
-            left = (lambda a, b: lambda v: a(v) and b(v))(left, right)
-        return left
+            parts.append(parse_comparison())
+        return f"({' and '.join(parts)})"
 
-    def parse_comparison():
+    def parse_comparison() -> str:
         nonlocal depth
         if peek() == ("op", "("):
             take()
@@ -84,28 +84,21 @@ def compile_condition(text: str, known: set[str]) -> tuple[Callable[[Values], bo
         kind, op = take()
         if kind != "op" or op not in (">", ">=", "<", "<=", "==", "!="):
             raise ConditionError(f"expected a comparison after an operand, found {op!r}")
-        right = operand()
-        compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
-                   "==": float.__eq__, "!=": float.__ne__}[op]
-        # Evaluated for every event a threshold rule counts: the usual `name > number` is one lookup.
-        if isinstance(left, str) and isinstance(right, float):
-            return lambda v: compare(float(v.get(left, 0.0)), right)
-        return lambda v: compare(_operand_value(left, v), _operand_value(right, v))
+        return f"({left} {op} {operand()})"
 
-    def operand() -> str | float:
-        """A query's name, or a number."""
+    def operand() -> str:
+        """A query's value (0 when the values lack it), or a number; as Python source."""
         kind, value = take()
         if kind == "number":
-            return float(value)
+            return repr(float(value))
         if kind == "name":
-            return value
+            return f"v.get({value!r}, 0.0)"
         raise ConditionError(f"expected a query name or a number, found {value!r}")
 
-    evaluator = parse_or()
+    source = parse_or()
     if index != len(tokens):
         raise ConditionError(f"unexpected {tokens[index][1]!r}")
+    # Only what the tokens allow reaches the source: names (checked against the queries' names above,
+    # written as string literals), numbers (written as floats), comparisons, `and`, `or`, parentheses.
+    evaluator = eval(f"lambda v: bool({source})", {"__builtins__": {"bool": bool}})
     return evaluator, names
-
-
-def _operand_value(operand: str | float, values: Values) -> float:
-    return float(values.get(operand, 0.0)) if isinstance(operand, str) else operand
