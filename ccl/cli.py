@@ -184,9 +184,9 @@ def render(paths: tuple[Path, ...], out: Path) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
               help="processes that parse and normalize (default: the number of CPUs)")
 @click.option("--sort-buffer", type=click.IntRange(min=1), default=DEFAULT_SORT_BUFFER, show_default=True,
-              metavar="EVENTS", help="how far out of time order input may be and still be detected while "
-                                     "read; events sorted in memory when it is not (beyond, sorted runs go to "
-                                     "temporary files in $TMPDIR and are merged); about 1 KB of memory per event")
+              metavar="EVENTS", help="events sorted in memory when the input is out of time order (beyond, "
+                                     "sorted runs go to temporary files in $TMPDIR and are merged); about 1 KB "
+                                     "of memory per event")
 @click.option("--whole-input", is_flag=True, hidden=True,
               help="the path before streaming: every event in memory (for benchmarks and equivalence tests)")
 def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs: int | None, sort_buffer: int,
@@ -200,8 +200,8 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
 
     Each signal: rule, severity, group, first_seen, last_seen, count, activity_ids. Input may be in
     any order and of any size: memory stays bounded. In time order (oldest or newest first, or
-    within --sort-buffer events, as a collector's pages) it goes through the rules while read;
-    otherwise it is sorted by time, out of core past --sort-buffer (a file whose order breaks
+    out of order by at most 20,000 events, as a collector's pages) it goes through the rules while
+    read; otherwise it is sorted by time, out of core past --sort-buffer (a file whose order breaks
     late is read a second time).
     Lines no rule can match are skipped before they are parsed or normalized.
     Run from the repository root (rules from detections/) or give --rules.

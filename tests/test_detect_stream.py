@@ -20,7 +20,7 @@ from ccl.content.assets import load_all
 from ccl.detection.engine import Engine
 from ccl.detection.rule_tests import build_events, rule_under_test
 from ccl.detection.rules import build_rule
-from ccl.detection.stream.detect import StreamSettings, detect_stream
+from ccl.detection.stream.detect import IN_ORDER_WINDOW, StreamSettings, detect_stream
 from ccl.detection.stream.event_files import find_sources
 from ccl.simulator.scenarios import SCENARIOS
 from ccl.simulator.server import Simulator
@@ -123,7 +123,10 @@ def test_the_simulators_stories_give_the_same_signals_streamed_as_whole(tmp_path
     pages = simulator_history(tmp_path / "pages.ndjson", page=200)  # ties in time now come in another order
     catch_up = detect("--events", str(pages), "--sort-buffer", "500", "--jobs", "2", *geoip)
     assert catch_up.stdout == detect("--whole-input", "--events", str(pages), *geoip).stdout
-    assert "in time order within 500 events (--sort-buffer): detected while reading" in catch_up.stderr.decode()
+    assert "in time order within 500 events: detected while reading" in catch_up.stderr.decode()
+    by_default = detect("--events", str(pages), "--jobs", "2", *geoip)
+    assert by_default.stdout == catch_up.stdout
+    assert f"in time order within {IN_ORDER_WINDOW:,} events: detected while reading" in by_default.stderr.decode()
     # Pages of 200 (about 110 events a rule can match) in a window of 50: out of order beyond the
     # window within the first buffer, so sorted on disk from the copy made on the side meanwhile, for
     # a file as for stdin (test_a_file_read_twice... covers an order that breaks later).
@@ -214,6 +217,28 @@ def test_bad_lines_are_named_by_their_line_in_their_file_however_the_files_are_r
     assert report.in_order == order
     whole = detect("--whole-input", "--events", str(write_lines(tmp_path / "clean.ndjson", clean)))
     assert signals == [json.loads(line) for line in whole.stdout.splitlines()] and signals
+
+
+def test_input_out_of_order_beyond_the_window_but_within_the_sort_buffer_is_sorted_from_the_side_copy(
+        tmp_path, monkeypatch):
+    """The engine runs at most IN_ORDER_WINDOW events behind the reading (here 30); pages of 200 are
+    further out of order than that, which shows within the first sort buffer (500): sorted from the
+    copy made on the side, without reading the file again."""
+    import ccl.detection.stream.detect as streaming
+
+    monkeypatch.setattr(streaming, "IN_ORDER_WINDOW", 30)
+    pages = simulator_history(tmp_path / "pages.ndjson", hours=1, seed=5, page=200)
+    signals: list[dict] = []
+    report = detect_stream(find_sources([str(pages)]), rules_of_the_repository(),
+                           StreamSettings(jobs=2, sort_buffer=500), signals.append, print)
+    assert report.in_order == "" and report.read_again_after == 0 and report.window == 30
+    whole = detect("--whole-input", "--events", str(pages))
+    assert signals == [json.loads(line) for line in whole.stdout.splitlines()] and signals
+
+
+def test_help_says_how_far_out_of_order_input_is_still_read_in_order():
+    shown = subprocess.run([*CCL, "detect", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert f"out of order by at most {IN_ORDER_WINDOW:,} events" in " ".join(shown.split())
 
 
 def test_empty_inputs_give_no_signal_and_say_so(tmp_path):

@@ -47,14 +47,14 @@ def run_detect(inputs: list[str], rules_dir: Path, settings: StreamSettings, who
     if not report.events:
         pass  # nothing to say about the order of no events
     elif report.in_order == "nearly":
-        order = f"; in time order within {settings.sort_buffer:,} events (--sort-buffer): detected while reading"
+        order = f"; in time order within {report.window:,} events: detected while reading"
     elif report.in_order:
         order = f"; already in time order ({report.in_order}): detected while reading, nothing sorted"
     elif report.runs_on_disk:
         order = f"; sorted in {report.runs_on_disk:,} runs on disk"
     if report.read_again_after:
-        order += (f"{',' if order else ';'} read twice (out of time order by more than --sort-buffer after "
-                  f"{report.read_again_after:,} lines)")
+        order += (f"{',' if order else ';'} read twice (out of time order by more than {report.window:,} events "
+                  f"after {report.read_again_after:,} lines)")
     print(f"{report.events:,} events ({report.skipped:,} no rule can match), {len(rules)} rules, "
           f"{report.signals} signals{order}", file=sys.stderr)
     return 2 if report.bad_lines else 0

@@ -8,8 +8,8 @@
       -> Preparer: parse, normalize if raw (parsed user agents remembered), time, match, keep the
          attributes the matching rules read
       -> InOrderFeed: while the events arrive in (time, input position) order anyway (give or take
-         the sort buffer: pages newest first inside, oldest page first), the engine runs alongside
-         the reading. Until that order has held for a sort buffer's worth of events, they also go
+         IN_ORDER_WINDOW events: pages newest first inside, oldest page first), the engine runs
+         alongside the reading. Until that order has held for a sort buffer's worth of events, they also go
          to the ExternalSorter (runs spill to temporary files past the buffer), which sorts them if
          it breaks; stdin and pipes, which cannot be read twice, go to it to the end. Files whose
          order breaks later than that are read again from the start, into the sorter only.
@@ -60,6 +60,12 @@ from ccl.detection.stream.progress import Progress
 
 BLOCK_BYTES = 1 << 19  # lines handed to a process at a time: ~250 normalized events, ~900 raw
 FORGET_EVERY = 20_000
+# How far out of time order (in events a rule can match) input may be and still go through the rules
+# while read: twenty of the API's largest pages. The engine runs this far behind the reading, so the
+# window is also work the engine cannot start before the reading and the reading cannot share at the
+# end: a window of a full sort buffer (200,000) left a third of a million events' engine work to the
+# reading process alone. Input further out of order is sorted (in memory up to the sort buffer).
+IN_ORDER_WINDOW = 20_000
 COLLECT_EVERY = 1_000_000  # events read or fed between two cyclic garbage collections
 SignalJson = dict[str, Any]
 
@@ -88,7 +94,8 @@ class StreamReport:
     signals: int = 0
     runs_on_disk: int = 0  # when the events had to be sorted
     read_again_after: int = 0  # events read before files turned out to be out of order (then read again)
-    in_order: str = ""  # when they did not: "oldest first", "newest first" or "nearly" (within the buffer)
+    in_order: str = ""  # when they did not: "oldest first", "newest first" or "nearly" (within the window)
+    window: int = 0  # how far out of order (events a rule can match) input could be and still be read in order
 
 
 def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSettings,
@@ -102,7 +109,8 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
     progress = progress or Progress()
     sorter = ExternalSorter(settings.sort_buffer, settings.temp_dir)
     backwards = _backwards(sources)
-    feed = InOrderFeed(Engine(rules), settings.forget_every, settings.sort_buffer)
+    feed = InOrderFeed(Engine(rules), settings.forget_every, min(settings.sort_buffer, IN_ORDER_WINDOW))
+    report.window = feed.window
     # Sorting on the side while speculating costs a copy of the prepared input on disk (gigabytes for
     # millions of events) that in-order input never needs: files, which can be read again, stop it
     # once the order has held for a while (most disorder shows within the first sort buffer).
@@ -122,8 +130,7 @@ def detect_stream(sources: list[Source], rules: list[Rule], settings: StreamSett
             report.read_again_after = report.events + report.bad_lines
             already_reported = report.bad_lines
             report.events = report.skipped = report.bad_lines = 0
-            progress.show(f"out of time order by more than {settings.sort_buffer:,} events (--sort-buffer): "
-                          "reading again, to sort")
+            progress.show(f"out of time order by more than {report.window:,} events: reading again, to sort")
             _read(sources, backwards, rules, settings, sorter, None, report,
                   _skipping(already_reported, problem), progress)
         report.runs_on_disk = sorter.runs_written
@@ -227,7 +234,7 @@ def _read(sources: list[Source], backwards: bool, rules: list[Rule], settings: S
                     next_collection += COLLECT_EVERY
                 alive = feed is not None and feed.alive
                 if add_to_sorter is not None and stop_sorting_when_in_order and alive \
-                        and feed.fed >= feed.window:  # type: ignore[union-attr]
+                        and feed.fed >= settings.sort_buffer:  # type: ignore[union-attr]
                     sorter.close()
                     add_to_sorter = None
                 if add_to_sorter is None and not alive:
