@@ -55,7 +55,10 @@ def _iso(epoch: float) -> str:
 
 def group_key(event: dict[str, Any], group_by: list[str]) -> tuple[Any, ...] | None:
     """The event's values of the group-by attributes; None when one is missing (Datadog skips those)."""
-    values = tuple(field_value(event, attribute) for attribute in group_by)
+    if len(group_by) == 1:  # the usual case, for every event a rule counts
+        value = field_value(event, group_by[0])
+        return None if value is None else (value,)
+    values = tuple([field_value(event, attribute) for attribute in group_by])
     return None if None in values else values
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ccl.detection.rules import Rule, RuleCase
+from ccl.detection.rules import Rule
 from ccl.detection.signals import OpenSignals, Signal, field_value, group_key
 
 
@@ -30,7 +30,10 @@ class ThresholdDetector:
         self.distinct: dict[Any, list[dict[Any, int]]] = {}
         self._distinct_field = [query.distinct[0] if query.aggregation == "cardinality" and query.distinct else None
                                 for query in self.queries]
-        self._cardinality = [query.aggregation == "cardinality" for query in self.queries]
+        # Per query, what `feed` evaluates for every event the rule counts: its position, its name and
+        # how it aggregates (the common count and cardinality are a length; sum and max read the window).
+        self._plan = [(index, query.name, query.aggregation if query.aggregation in ("count", "cardinality")
+                       else None) for index, query in enumerate(self.queries)]
 
     def feed(self, moment: float, event: dict[str, Any], matched: list[int]) -> None:
         key = group_key(event, self.group_by)
@@ -53,14 +56,20 @@ class ThresholdDetector:
                     counts[value] = counts.get(value, 0) + 1
         horizon = moment - self.rule.evaluation_window
         values = {}
-        for index, query in enumerate(self.queries):
+        for index, name, length_of in self._plan:
             window = windows[index]
             if window and window[0][0] < horizon:
                 self._expire(window, horizon, distinct_field[index], distinct[index])
-            values[query.name] = float(len(distinct[index])) if self._cardinality[index] \
-                else self._aggregate(query, window)
-        case = first_case(self.rule.cases, values)
-        if case is None:
+            if length_of == "count":
+                values[name] = float(len(window))
+            elif length_of == "cardinality":
+                values[name] = float(len(distinct[index]))
+            else:
+                values[name] = self._aggregate(self.queries[index], window)
+        for case in self.rule.cases:  # the first that holds sets the severity
+            if case.holds is None or case.holds(values):
+                break
+        else:
             return
         group = dict(zip(self.group_by, key, strict=True))
         handed = self.handed.get(key)
@@ -115,10 +124,3 @@ def _entered_since(windows: list[deque[tuple[float, dict[str, Any], int]]],
             newer.append((when, item))
         entered.extend(reversed(newer))
     return entered
-
-
-def first_case(cases: list[RuleCase], values: dict[str, float]) -> RuleCase | None:
-    for case in cases:
-        if case.holds is None or case.holds(values):
-            return case
-    return None
