@@ -15,7 +15,7 @@ keyed by what made it (the simulator's sources, the seed and size; the GeoIP dat
 the types the rules need), so a change rebuilds it. The first run takes most of an hour on two cores
 (VRL normalization and the GeoIP lookup of about 3 million activities); later runs, a few minutes.
 
-    python bench/bench_alerts.py [--days 30] [--people 5000] [--seed 1] [--jobs 2] [--json PATH]
+    python bench/bench_alerts.py [--days 30] [--people 5000] [--seed 1] [--jobs N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -216,8 +216,9 @@ def mixed_month(normalized: Path, stories: list[dict[str, Any]], work: Path) -> 
 
 # -- running ccl detect ---------------------------------------------------------------------------
 
-def detect(inputs: list[Path], geoip: Path, jobs: int) -> tuple[list[dict[str, Any]], float]:
-    command = [sys.executable, "-m", "ccl", "detect", "--geoip-db", str(geoip), "--jobs", str(jobs)]
+def detect(inputs: list[Path], geoip: Path, jobs: int | None) -> tuple[list[dict[str, Any]], float]:
+    command = [sys.executable, "-m", "ccl", "detect", "--geoip-db", str(geoip),
+               *(["--jobs", str(jobs)] if jobs is not None else [])]
     for path in inputs:
         command += ["--events", str(path)]
     began = time.monotonic()
@@ -286,7 +287,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--people", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--jobs", type=int, help="processes for normalizing (default: 2 at most) and for "
+                                                   "ccl detect (default: its own)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     began = time.monotonic()
@@ -301,7 +303,7 @@ def main() -> int:
     wanted = Engine(rules).event_names() or set(activity_types())  # None: some rule matches any event
     raw = raw_month(options.seed, options.people, options.days)
     prepared_at = time.monotonic()
-    normalized = normalized_month(raw, geoip, wanted, options.jobs)
+    normalized = normalized_month(raw, geoip, wanted, options.jobs or min(2, os.cpu_count() or 1))
     normalized_at = time.monotonic()
     print(f"\nbenign month: ccl detect over {options.days} normalized days ({len(rules)} rules)", flush=True)
     benign, benign_seconds = detect([normalized], geoip, options.jobs)

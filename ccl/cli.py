@@ -181,8 +181,9 @@ def render(paths: tuple[Path, ...], out: Path) -> None:
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, path_type=Path), default=Path("detections"),
               show_default=True, help="rules directory or file")
 @GEOIP
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="processes that parse and normalize (default: the number of CPUs)")
+@click.option("--jobs", type=click.IntRange(min=0), default=None, metavar="N",
+              help="processes that parse and normalize beside the one that runs the rules; 0 for none "
+                   "(default: the number of CPUs on raw input, one fewer on normalized input)")
 @click.option("--sort-buffer", type=click.IntRange(min=1), default=DEFAULT_SORT_BUFFER, show_default=True,
               metavar="EVENTS", help="events sorted in memory when the input is out of time order (beyond, "
                                      "sorted runs go to temporary files in $TMPDIR and are merged); about 1 KB "
@@ -207,9 +208,9 @@ def detect(inputs: tuple[str, ...], rules_dir: Path, geoip_db: Path | None, jobs
     Run from the repository root (rules from detections/) or give --rules.
     """
     from ccl.commands.detect import run_detect
-    from ccl.detection.stream.detect import StreamSettings, default_jobs
+    from ccl.detection.stream.detect import StreamSettings
 
-    settings = StreamSettings(jobs=jobs or default_jobs(), sort_buffer=sort_buffer, geoip_db=geoip_db)
+    settings = StreamSettings(jobs=jobs, sort_buffer=sort_buffer, geoip_db=geoip_db)
     sys.exit(run_detect(list(inputs), rules_dir, settings, whole_input))
 
 

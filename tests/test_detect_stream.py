@@ -73,7 +73,7 @@ def test_every_rule_test_gives_the_same_signals_streamed_as_whole(tmp_path):
                 whole = [signal.to_json() for signal in Engine([rule_under_test(rule, test)]).run(events)]
                 raw = write_ndjson(tmp_path / f"{rule.id}-{number}-raw.ndjson",
                                    build_events(rule.id, test, RawActivities()))  # type: ignore[arg-type]
-                streamed = stream([raw], [rule_under_test(rule, test)], jobs=1, forget_every=1)
+                streamed = stream([raw], [rule_under_test(rule, test)], jobs=0, forget_every=1)
                 assert streamed == whole, f"{rule.id}: {test['name']} (raw)"
                 raw_compared += 1
             for order in ("in order", "shuffled"):
@@ -81,7 +81,7 @@ def test_every_rule_test_gives_the_same_signals_streamed_as_whole(tmp_path):
                     random.Random(number).shuffle(events)  # the same order for both paths: ties keep input order
                 whole = [signal.to_json() for signal in Engine([rule_under_test(rule, test)]).run(events)]
                 path = write_ndjson(tmp_path / f"{rule.id}-{number}.ndjson", events)
-                streamed = stream([path], [rule_under_test(rule, test)], jobs=1, sort_buffer=3, forget_every=1)
+                streamed = stream([path], [rule_under_test(rule, test)], jobs=0, sort_buffer=3, forget_every=1)
                 assert streamed == whole, f"{rule.id}: {test['name']} ({order})"
             compared += 1
             fired += bool(whole)
@@ -234,6 +234,24 @@ def test_input_out_of_order_beyond_the_window_but_within_the_sort_buffer_is_sort
     assert report.in_order == "" and report.read_again_after == 0 and report.window == 30
     whole = detect("--whole-input", "--events", str(pages))
     assert signals == [json.loads(line) for line in whole.stdout.splitlines()] and signals
+
+
+def test_by_default_raw_input_gets_a_process_per_cpu_and_normalized_input_leaves_one_to_the_rules(tmp_path):
+    from ccl.detection.stream.detect import usable_cpus
+
+    raw = simulator_history(tmp_path / "raw.ndjson", hours=0.5, seed=3)
+    normalized = tmp_path / "normalized.ndjson"
+    normalizer = Normalizer()
+    write_ndjson(normalized, [normalizer.normalize(orjson.loads(line)) for line in raw.read_bytes().splitlines()])
+    rules = rules_of_the_repository()
+    found = {}
+    for path, jobs in ((raw, None), (normalized, None), (normalized, 0)):
+        signals: list[dict] = []
+        report = detect_stream(find_sources([str(path)]), rules, StreamSettings(jobs=jobs), signals.append, print)
+        found[path.stem, jobs] = (report.jobs, signals)
+    assert found["raw", None][0] == usable_cpus()
+    assert found["normalized", None][0] == max(1, usable_cpus() - 1) and found["normalized", 0][0] == 0
+    assert found["raw", None][1] == found["normalized", None][1] == found["normalized", 0][1]
 
 
 def test_help_says_how_far_out_of_order_input_is_still_read_in_order():

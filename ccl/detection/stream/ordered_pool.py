@@ -3,7 +3,7 @@
 At most a few batches per process are in flight: a slow consumer makes the reader wait instead of
 letting results pile up in memory. The processes are forked, so they start with everything the
 parent had prepared (compiled rules and VRL, which do not pickle); where there is no fork (Windows)
-or with one job, the work runs inline.
+or with no job, the work runs inline.
 
 Not `multiprocessing.Pool`: its worker-maintenance thread waits on the results pipe among other
 things, so while results wait there to be read it wakes up again and again, holding the
@@ -36,12 +36,12 @@ class WorkerDied(RuntimeError):
 
 
 def ordered_map(work: Callable[[Batch], Result], batches: Iterable[Batch], jobs: int) -> Iterator[Result]:
-    """`work(batch)` for each batch, in order, on `jobs` forked processes.
+    """`work(batch)` for each batch, in order, on `jobs` forked processes (0: in this process).
 
     `work` must be a module-level function; what it uses must be in place before the first batch.
     An exception raised by `work` in a process is raised here, with its own type and message.
     """
-    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
         for batch in batches:
             yield work(batch)
         return
