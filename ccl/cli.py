@@ -183,7 +183,8 @@ def render(paths: tuple[Path, ...], out: Path) -> None:
 @GEOIP
 @click.option("--jobs", type=click.IntRange(min=0), default=None, metavar="N",
               help="processes that parse and normalize beside the one that runs the rules; 0 for none "
-                   "(default: the number of CPUs on raw input, one fewer on normalized input)")
+                   "(default: the number of CPUs; on normalized input one of them rests while the rules "
+                   "run alongside the reading)")
 @click.option("--sort-buffer", type=click.IntRange(min=1), default=DEFAULT_SORT_BUFFER, show_default=True,
               metavar="EVENTS", help="events sorted in memory when the input is out of time order (beyond, "
                                      "sorted runs go to temporary files in $TMPDIR and are merged); about 1 KB "

@@ -236,7 +236,7 @@ def test_input_out_of_order_beyond_the_window_but_within_the_sort_buffer_is_sort
     assert signals == [json.loads(line) for line in whole.stdout.splitlines()] and signals
 
 
-def test_by_default_raw_input_gets_a_process_per_cpu_and_normalized_input_leaves_one_to_the_rules(tmp_path):
+def test_by_default_a_process_per_cpu_prepares_raw_and_normalized_input_alike(tmp_path):
     from ccl.detection.stream.detect import usable_cpus
 
     raw = simulator_history(tmp_path / "raw.ndjson", hours=0.5, seed=3)
@@ -249,8 +249,7 @@ def test_by_default_raw_input_gets_a_process_per_cpu_and_normalized_input_leaves
         signals: list[dict] = []
         report = detect_stream(find_sources([str(path)]), rules, StreamSettings(jobs=jobs), signals.append, print)
         found[path.stem, jobs] = (report.jobs, signals)
-    assert found["raw", None][0] == usable_cpus()
-    assert found["normalized", None][0] == max(1, usable_cpus() - 1) and found["normalized", 0][0] == 0
+    assert found["raw", None][0] == found["normalized", None][0] == usable_cpus() and found["normalized", 0][0] == 0
     assert found["raw", None][1] == found["normalized", None][1] == found["normalized", 0][1]
 
 

@@ -47,6 +47,15 @@ def test_results_come_back_in_order_from_every_process():
     assert len({pid for _, pid in results} - {os.getpid()}) == 2
 
 
+def test_only_the_processes_asked_for_get_batches():
+    """`busy` says how many of the processes get work (the others leave their CPU to the caller)."""
+    asked = iter([1] * 30 + [2] * 30)
+    results = list(ordered_map(slow_square, range(60), 2, busy=lambda: next(asked)))
+    assert [number for number, _ in results] == list(range(60))
+    assert len({pid for _, pid in results[:30]}) == 1  # one process while one was asked for
+    assert len({pid for _, pid in results[30:]}) == 2
+
+
 def test_an_exception_in_a_process_is_raised_with_its_type_and_message():
     seen = []
     with pytest.raises(Refused, match="batch 7 is unusable"):

@@ -77,18 +77,24 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def default_jobs(raw: bool) -> int:
-    """Processes that prepare events beside this one, which runs the rules. On raw input normalizing
-    is most of the work: one per CPU. On normalized input preparing costs about what the rules
-    cost: one CPU is left to the rules (1,000,000 normalized events on 2 CPUs: 12-13.5 s with one
-    process beside, 14-16 s with two, which took turns on the CPUs with this one)."""
-    cpus = usable_cpus()
-    return cpus if raw else max(1, cpus - 1)
+def busy_jobs(raw: bool, jobs: int, feed: InOrderFeed | None) -> Callable[[], int] | None:
+    """How many of the `jobs` processes get work, when not all of them should (see ordered_map).
+
+    On normalized input preparing an event costs about what the rules cost: while the rules run
+    alongside the reading (in this process), one CPU is left to them, or the processes take turns
+    with this one (1,000,000 normalized events in pages on 2 CPUs: 11.2-13.1 s with one process
+    preparing, 11.6-14.2 s with two). While the events are only read, to be sorted, every process
+    prepares (the same events in no order: 12.1-13.6 s with two, 15.7-18.0 s with one). On raw
+    input normalizing is most of the work: every process, always.
+    """
+    if raw or jobs < 2 or feed is None:
+        return None
+    return lambda: jobs - 1 if feed.alive else jobs
 
 
 @dataclass
 class StreamSettings:
-    jobs: int | None = None  # processes that prepare events beside this one (0: none); None: default_jobs
+    jobs: int | None = None  # processes that prepare events beside this one (0: none); None: one per CPU
     sort_buffer: int = DEFAULT_SORT_BUFFER
     temp_dir: Path | None = None
     forget_every: int = FORGET_EVERY
@@ -222,11 +228,12 @@ def _read(sources: list[Source], backwards: bool, rules: list[Rule], settings: S
         raw = any(line.strip() and not NORMALIZED.search(line) for line in (_block_bytes(first) or b"").split(b"\n"))
         if raw:
             _preparer.normalizer  # noqa: B018 (compiled once here, before the processes fork, not once in each)
-        jobs = report.jobs = default_jobs(raw) if settings.jobs is None else settings.jobs
+        jobs = report.jobs = usable_cpus() if settings.jobs is None else settings.jobs
+        busy = busy_jobs(raw, jobs, feed) if settings.jobs is None else None
         next_collection = report.events + COLLECT_EVERY
         add_to_feed = feed.add if feed is not None else None
         lines_of = _LineNumbers(sources, backwards)
-        with closing(ordered_map(_prepare, itertools.chain([first], blocks), jobs)) as prepared:
+        with closing(ordered_map(_prepare, itertools.chain([first], blocks), jobs, busy)) as prepared:
             for lines, events, skipped, results in prepared:
                 base = lines_of.block(in_flight.popleft(), lines)
                 report.events += events  # unusable lines are taken off at the end

@@ -35,11 +35,14 @@ class WorkerDied(RuntimeError):
     """A process of the pool ended without answering (killed, out of memory)."""
 
 
-def ordered_map(work: Callable[[Batch], Result], batches: Iterable[Batch], jobs: int) -> Iterator[Result]:
+def ordered_map(work: Callable[[Batch], Result], batches: Iterable[Batch], jobs: int,
+                busy: Callable[[], int] | None = None) -> Iterator[Result]:
     """`work(batch)` for each batch, in order, on `jobs` forked processes (0: in this process).
 
     `work` must be a module-level function; what it uses must be in place before the first batch.
     An exception raised by `work` in a process is raised here, with its own type and message.
+    `busy()`, asked before each batch, is how many of the processes get batches (at least one, at
+    most `jobs`): the others wait, leaving their CPU to the caller while it has work of its own.
     """
     if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
         for batch in batches:
@@ -61,10 +64,11 @@ def ordered_map(work: Callable[[Batch], Result], batches: Iterable[Batch], jobs:
         sender.start()
         pending: deque[int] = deque()  # the worker of each batch in flight, oldest first
         for number, batch in enumerate(batches):
-            worker = number % jobs
+            used = jobs if busy is None else max(1, min(jobs, busy()))
+            worker = number % used
             to_send.put((workers[worker][1], batch))
             pending.append(worker)
-            if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+            while len(pending) >= used * IN_FLIGHT_PER_JOB:
                 yield _receive(workers[pending.popleft()])
         while pending:
             yield _receive(workers[pending.popleft()])
