@@ -9,10 +9,10 @@
          attributes the matching rules read
       -> InOrderFeed: while the events arrive in (time, input position) order anyway (give or take
          IN_ORDER_WINDOW events: pages newest first inside, oldest page first), the engine runs
-         alongside the reading. Until that order has held for a sort buffer's worth of events, they also go
-         to the ExternalSorter (runs spill to temporary files past the buffer), which sorts them if
-         it breaks; stdin and pipes, which cannot be read twice, go to it to the end. Files whose
-         order breaks later than that are read again from the start, into the sorter only.
+         alongside the reading. Until that order has held for a sort buffer's worth of events,
+         they also go to the ExternalSorter (runs spill to temporary files past the buffer), which
+         sorts them if it breaks; stdin and pipes, which cannot be read twice, go to it to the end.
+         Files whose order breaks later than that are read again from the start, into the sorter only.
       -> Engine.feed_matched, event after event; every FORGET_EVERY events the engine forgets what no
          window can reach, and signals that can no longer change are written out in the order raised.
 
