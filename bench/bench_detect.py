@@ -132,9 +132,11 @@ def tree_rss(root: int) -> int:
 
 
 def into_page_cache(path: Path) -> None:
-    """Read `path` once, so that the run measured next reads it from memory. The whole-input path
-    on raw input holds 12 GB: the files read after it came partly from the disk again (one run of
-    the normalized input, newest first, took 25 s after it, 21 s otherwise)."""
+    """Read `path` once, so that the run measured next reads it from memory, whatever ran before
+    (the whole-input path on raw input holds 12 GB and can push the inputs out of the page cache;
+    one newest-first run of the normalized input right after it took 25 s, others 13-21 s, though
+    a 13 GB allocation evicted only 5% of the cached inputs when tried: the disk is not proven to
+    be the cause, only kept out of every run's figures)."""
     with path.open("rb", buffering=0) as file:
         while file.read(1 << 24):
             pass
