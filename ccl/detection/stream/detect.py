@@ -309,21 +309,23 @@ def _blocks(sources: list[Source], backwards: bool, in_flight: deque[int]) -> It
     """
     if backwards:
         for index in reversed(range(len(sources))):
-            ranges = spans(sources[index].path, BLOCK_BYTES)  # type: ignore[arg-type]
-            for start, end in reversed(ranges):
-                in_flight.append(index)
-                yield (sources[index], start, end, ranges[-1][1]), True
+            yield from _file_spans(sources, index, True, in_flight)
         return
     for index, source in enumerate(sources):
         if is_plain_file(source):
-            ranges = spans(source.path, BLOCK_BYTES)  # type: ignore[arg-type]
-            for start, end in ranges:
-                in_flight.append(index)
-                yield (source, start, end, ranges[-1][1]), False
+            yield from _file_spans(sources, index, False, in_flight)
         else:
             for _, block in read_blocks(source, BLOCK_BYTES):
                 in_flight.append(index)
                 yield block, False
+
+
+def _file_spans(sources: list[Source], index: int, backwards: bool, in_flight: deque[int]) -> Iterator[Task]:
+    """The byte ranges of plain file sources[index], last first when `backwards`; each process reads its own."""
+    ranges = spans(sources[index].path, BLOCK_BYTES)  # type: ignore[arg-type]
+    for start, end in reversed(ranges) if backwards else ranges:
+        in_flight.append(index)
+        yield (sources[index], start, end, ranges[-1][1]), backwards
 
 
 def _block_bytes(task: Task) -> bytes | None:

@@ -228,9 +228,9 @@ def read_span(source: Source, start: int, end: int, limit: int) -> bytes | None:
 def last_line(source: Source) -> bytes | None:
     """The last line of a plain file that is not blank, None if there is none."""
     assert source.path is not None
-    limit = source.path.stat().st_size
-    for start, end in reversed(spans(source.path, READ_BUFFER)):
-        block = read_span(source, start, end, limit)
+    ranges = spans(source.path, READ_BUFFER)
+    for start, end in reversed(ranges):
+        block = read_span(source, start, end, ranges[-1][1])
         for line in reversed(block.split(b"\n") if block is not None else []):
             if line.strip():
                 return line
