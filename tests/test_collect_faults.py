@@ -10,7 +10,16 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import ADMIN_TEST_KEY, ROOT, TEST_KEY, collector_command, collector_env, history_ids, run_collector
+from tests.conftest import (
+    ADMIN_TEST_KEY,
+    NO_DELAY,
+    ROOT,
+    TEST_KEY,
+    collector_command,
+    collector_env,
+    history_ids,
+    run_collector,
+)
 
 
 @pytest.mark.parametrize("faults", [
@@ -20,9 +29,7 @@ from tests.conftest import ADMIN_TEST_KEY, ROOT, TEST_KEY, collector_command, co
     "garbage@2,429-no-retry-after@3",
 ])
 def test_transient_faults_are_retried_and_nothing_is_lost_or_repeated(make_simulator, tmp_path, faults):
-    # ~18,000 rows, 4 pages; no ingestion delay: one `--once` run is compared with the whole history,
-    # which the simulator shows up to 1.5 s late (as the API does; tests/test_hostile_api.py covers it).
-    simulator = make_simulator(faults, seed=10, rate=5.0, history=3600, usual_delay=(0.0, 0.0))
+    simulator = make_simulator(faults, seed=10, rate=5.0, history=3600, usual_delay=NO_DELAY)  # ~18,000 rows, 4 pages
     run = run_collector(simulator.url, tmp_path / "state", "--once", "--since", "2h", "--max-rpm", "0")
 
     assert run.returncode == 0, run.stderr

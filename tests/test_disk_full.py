@@ -15,16 +15,13 @@ import subprocess
 import time
 from collections import Counter
 
-from tests.conftest import ROOT, collector_command, collector_env, history_ids, run_collector
+from tests.conftest import NO_DELAY, ROOT, collector_command, collector_env, history_ids, run_collector
 
 FULLFS = str(ROOT / "tests" / "fullfs")
 
 
 def test_once_on_a_full_disk_exits_1_before_emitting_and_the_next_run_repeats_nothing(make_simulator, tmp_path):
-    # No ingestion delay: the simulator shows its newest history up to 1.5 s late, as the API does,
-    # and a `--once` run that starts within that time cannot see it (tests/test_hostile_api.py
-    # covers the delay). Found failing once in a fresh-clone run under load.
-    simulator = make_simulator(seed=80, rate=3.0, history=3600, usual_delay=(0.0, 0.0))
+    simulator = make_simulator(seed=80, rate=3.0, history=3600, usual_delay=NO_DELAY)  # failed once without
     flag = tmp_path / "disk-is-full"
     flag.touch()
     state = tmp_path / "state"

@@ -18,6 +18,7 @@ from ccl.simulator.server import stamp
 from collector.timeparse import parse_created_at
 from tests.conftest import (
     CCL,
+    NO_DELAY,
     ROOT,
     TEST_KEY,
     CollectorRun,
@@ -26,11 +27,6 @@ from tests.conftest import (
     history_ids,
     run_collector,
 )
-
-# The simulator makes its newest history visible up to 1.5 s late (USUAL_DELAY, as the API's own
-# ingestion delay); a single `--once` run started within that time cannot see it, and on a loaded
-# machine that made an activity look lost. Tests of one run, about something else, have none.
-NO_DELAY = (0.0, 0.0)
 
 
 def lost_and_repeated(simulator, since_epoch: float, *runs: CollectorRun) -> tuple[int, int]:
@@ -55,7 +51,7 @@ def test_an_empty_first_answer_never_moves_the_start_forward(make_simulator, tmp
 def backlog_simulator(make_simulator, seed: int):
     """A simulator whose clock runs an hour behind until `catch_up_hour()`, which adds an hour of backlog."""
     shifted = {"by": 3600.0}
-    simulator = make_simulator(seed=seed, rate=3.0, history=1800, usual_delay=(0.0, 0.0),
+    simulator = make_simulator(seed=seed, rate=3.0, history=1800, usual_delay=NO_DELAY,
                                clock=lambda: time.time() - shifted["by"])
 
     def catch_up_hour() -> None:
